@@ -1,0 +1,49 @@
+# Two commands do all the set-up: `make book` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+HTML   := _build/html
+
+.PHONY: book test pytest nbval build serve execute clean venv
+
+venv: $(STAMP)
+
+# (Re)install when the requirements or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+## book: build the HTML book into _build/html, warnings as errors
+book: $(STAMP) build
+	@echo
+	@echo "The book is built. Open $(abspath $(HTML))/index.html"
+	@echo "or run 'make serve' and visit http://127.0.0.1:8000"
+
+build: $(STAMP)
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+
+## serve: serve the built book on http://127.0.0.1:8000
+serve:
+	@test -d $(HTML) || { echo "No book yet: run 'make book' first"; exit 1; }
+	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory $(HTML)
+
+## test: everything: unit and property tests, every notebook with nbval, the strict build
+test: $(STAMP) pytest nbval build
+
+pytest: $(STAMP)
+	$(PY) -m pytest tests
+
+nbval: $(STAMP)
+	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider
+
+## execute: re-run every notebook in place and store its outputs (after editing a chapter)
+execute: $(STAMP)
+	$(PY) tools/execute_notebooks.py book
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,208 @@
+r"""The kernel matrix: a convolution written as one sparse matrix.
+
+A convolution is linear in its input, so for fixed weights it is a matrix ``W``:
+
+.. math::
+
+    \operatorname{vec}(\operatorname{conv}(x)) = W \operatorname{vec}(x),
+
+with ``vec`` the row-major flattening of ``(C, *spatial)``. Row ``r`` of ``W`` belongs
+to one output entry ``(c_out, o)``, column ``c`` to one input entry ``(c_in, i)``, and the
+entry is the weight that multiplies ``x[c_in, i]`` in ``y[c_out, o]``:
+
+.. math::
+
+    W[(c_\text{out}, o),\; (g\,C_{\text{in}/g} + c,\; o \cdot s - p + \kappa \cdot \delta)]
+        = \text{weight}[c_\text{out}, c, \kappa]
+
+for every kernel offset :math:`\kappa` whose input position lands inside the input
+(positions in the zero padding are simply left out), where
+:math:`g = \lfloor c_\text{out} / C_{\text{out}/g} \rfloor` is the group of the output
+channel. Multiplying by :math:`W^\top` is the transposed convolution.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence, Union
+
+import torch
+
+from .shapes import Padding, as_tuple, conv_output_size, resolve_padding
+
+__all__ = ["kernel_matrix", "kernel_matrix_indices", "DEFAULT_MAX_DENSE_BYTES"]
+
+#: Largest dense kernel matrix :func:`kernel_matrix` builds unless told otherwise (1 GiB).
+DEFAULT_MAX_DENSE_BYTES = 1 << 30
+
+
+def kernel_matrix_indices(
+    weight_shape: Sequence[int],
+    input_size: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+    groups: int = 1,
+    device: Union[torch.device, str, None] = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Sparsity pattern of the kernel matrix, without its values.
+
+    Args:
+        weight_shape: ``(C_out, C_in/groups, *k)``.
+        input_size: spatial size ``n`` of the input (``d`` ints).
+        stride, dilation: ``d`` ints each; padding: ``d`` pairs ``(before, after)``.
+
+    Returns:
+        ``(crow, col, widx)``, int64 tensors on ``device``: the CSR row pointers
+        (length ``rows + 1``), the column of each stored entry, and the flat index into
+        ``weight`` of the value stored there, so that ``values = weight.flatten()[widx]``.
+        Entries are sorted by row, then by column.
+    """
+    c_out, c_in_g, *k = weight_shape
+    d = len(k)
+    out = conv_output_size(tuple(input_size), k, stride, padding, dilation)
+    n_out, n_in, n_k = math.prod(out), math.prod(input_size), math.prod(k)
+
+    # Input position of every (output position o, kernel offset kappa), one dimension at
+    # a time, broadcast to (*out, *k); `flat` is its row-major index into the input.
+    flat = torch.zeros((), dtype=torch.int64, device=device)
+    inside = torch.ones((), dtype=torch.bool, device=device)
+    step = n_in
+    for j in range(d):
+        step //= input_size[j]
+        o = torch.arange(out[j], device=device) * stride[j] - padding[j][0]
+        kappa = torch.arange(k[j], device=device) * dilation[j]
+        pos = (o[:, None] + kappa[None, :]).view(
+            [out[j] if i == j else 1 for i in range(d)] + [k[j] if i == j else 1 for i in range(d)]
+        )
+        flat = flat + pos * step
+        inside = inside & (pos >= 0) & (pos < input_size[j])
+    flat = flat.expand(*out, *k).reshape(n_out, n_k)  # (n_out, n_k)
+    inside = inside.expand(*out, *k).reshape(n_out, n_k)  # (n_out, n_k)
+
+    # Channels: row (c_out, o), column (g * c_in_g + c, i), value weight[c_out, c, kappa].
+    co = torch.arange(c_out, device=device).view(c_out, 1, 1, 1)
+    ci = torch.arange(c_in_g, device=device).view(1, 1, c_in_g, 1)
+    first_in_channel = (co // (c_out // groups)) * c_in_g  # (c_out, 1, 1, 1)
+    col = (first_in_channel + ci) * n_in + flat[None, :, None, :]  # (c_out, n_out, c_in_g, n_k)
+    widx = (co * c_in_g + ci) * n_k + torch.arange(n_k, device=device)  # (c_out, 1, c_in_g, n_k)
+    mask = inside[None, :, None, :].expand(c_out, n_out, c_in_g, n_k)
+
+    per_row = (inside.sum(1) * c_in_g).repeat(c_out)  # (c_out * n_out,)
+    crow = torch.zeros(c_out * n_out + 1, dtype=torch.int64, device=device)
+    torch.cumsum(per_row, 0, out=crow[1:])
+    return crow, col.expand_as(mask)[mask], widx.expand_as(mask)[mask]
+
+
+def kernel_matrix(
+    weight: torch.Tensor,
+    input_size: Union[int, Sequence[int]],
+    *,
+    stride: Union[int, Sequence[int]] = 1,
+    padding: Padding = 0,
+    dilation: Union[int, Sequence[int]] = 1,
+    groups: int = 1,
+    sparse: bool = True,
+    max_dense_bytes: int = DEFAULT_MAX_DENSE_BYTES,
+) -> torch.Tensor:
+    r"""The matrix ``W`` of a convolution: ``W @ x.flatten() == conv(x).flatten()``.
+
+    For an input ``x`` of shape :math:`(C_\text{in}, *n)` and the output ``y`` of
+    shape :math:`(C_\text{out}, *n_\text{out})` that ``torch.nn.functional.conv{d}d``
+    computes from it with the same ``weight`` and hyper-parameters,
+
+    .. math::
+
+        \operatorname{vec}(y) = W \operatorname{vec}(x), \qquad
+        W[(c_\text{out}, o),\, (c_\text{in}, o \cdot s - p + \kappa \cdot \delta)]
+            = \text{weight}[c_\text{out}, c_\text{in} \bmod C_{\text{in}/g}, \kappa]
+
+    (zero unless ``c_in`` is in the group of ``c_out``), and ``W.T`` computes the
+    transposed convolution ``conv_transpose{d}d`` with the same weight: the gradient of
+    the convolution with respect to its input.
+
+    Args:
+        weight: a single-channel kernel of shape :math:`(*k)` with ``d`` dimensions, or
+            a weight of shape :math:`(C_\text{out}, C_\text{in}/\text{groups}, *k)` as in
+            ``torch.nn.Conv{d}d``.
+        input_size: the spatial size of the input, ``d`` ints (an int for 1-d).
+        stride, dilation: an int or ``d`` ints. Default: 1.
+        padding: an int, ``d`` ints, ``'valid'`` or ``'same'``. Zero padding adds no
+            columns: the entries that would multiply padding zeros are dropped.
+        groups: number of blocked connections from input to output channels.
+        sparse: return a sparse CSR tensor (default) or a dense strided one.
+        max_dense_bytes: refuse to build a dense matrix larger than this (1 GiB by
+            default); the error says how many bytes it would need.
+
+    Returns:
+        ``W`` of shape :math:`(C_\text{out} \prod n_\text{out},\; C_\text{in} \prod n)`
+        on ``weight``'s device with ``weight``'s dtype. Sparse CSR tensors use int32
+        indices when they fit.
+
+    Shape:
+        :math:`n_\text{out} = \lfloor (n + p_\text{before} + p_\text{after}
+        - \delta (k - 1) - 1) / s \rfloor + 1` per dimension.
+
+    Example::
+
+        >>> K = torch.arange(8.).reshape(2, 4)
+        >>> W = kernel_matrix(K, (5, 6))          # 12 x 30, sparse CSR
+        >>> X = torch.arange(30.).reshape(5, 6)
+        >>> (W @ X.flatten()).reshape(4, 3)[0]
+        tensor([184., 212., 240.])
+    """
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
+    size = as_tuple(input_size, 1 if isinstance(input_size, int) else len(input_size), "input_size")
+    d = len(size)
+    if weight.dim() == d:
+        weight = weight.reshape(1, 1, *weight.shape)
+    elif weight.dim() != d + 2:
+        raise ValueError(
+            f"weight must have {d} dims (one kernel) or {d + 2} dims (C_out, C_in/groups, *k) "
+            f"for input_size={size}, got shape {tuple(weight.shape)}"
+        )
+    if any(n < 1 for n in size):
+        raise ValueError(f"input_size must be positive, got {size}")
+    if not isinstance(groups, int) or groups < 1:
+        raise RuntimeError(f"non-positive groups is not supported, got groups={groups!r}")
+    c_out, c_in_g, *k = weight.shape
+    if c_out % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                           f"at dimension 0, but got weight of shape {tuple(weight.shape)}")
+    s = as_tuple(stride, d, "stride")
+    dil = as_tuple(dilation, d, "dilation")
+    if any(v <= 0 for v in s):
+        raise RuntimeError(f"non-positive stride is not supported, got stride={stride!r}")
+    if any(v <= 0 for v in dil):
+        raise RuntimeError(f"dilation should be greater than zero, got dilation={dilation!r}")
+    pads = resolve_padding(padding, k, s, dil)
+    out = conv_output_size(size, k, s, pads, dil)
+    if any(o < 1 for o in out):
+        padded = tuple(n + a + b for n, (a, b) in zip(size, pads))
+        span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
+        raise RuntimeError(f"Calculated padded input size per channel: {padded}. Kernel size "
+                           f"(dilated): {span}. Kernel size can't be greater than actual input size")
+
+    shape = (c_out * math.prod(out), c_in_g * groups * math.prod(size))
+    if not sparse:
+        need = shape[0] * shape[1] * weight.element_size()
+        if need > max_dense_bytes:
+            raise RuntimeError(
+                f"a dense kernel matrix of shape {shape} and dtype {weight.dtype} would need "
+                f"{need:,} bytes ({need / 2**30:.2f} GiB), more than max_dense_bytes="
+                f"{max_dense_bytes:,}; use sparse=True or pass a larger max_dense_bytes"
+            )
+
+    crow, col, widx = kernel_matrix_indices(weight.shape, size, s, pads, dil, groups, weight.device)
+    values = weight.reshape(-1)[widx]
+    if not sparse:
+        rows = torch.repeat_interleave(torch.arange(shape[0], device=weight.device), crow.diff())
+        dense = weight.new_zeros(shape[0] * shape[1])
+        return dense.index_put((rows * shape[1] + col,), values).view(shape)
+    if max(shape[1], col.numel()) < 2**31:
+        crow, col = crow.to(torch.int32), col.to(torch.int32)
+    with warnings.catch_warnings():  # torch warns once that sparse CSR is "beta"
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
