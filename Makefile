@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test pytest nbval build serve execute clean venv
+.PHONY: book test pytest nbval build browser serve execute clean venv
 
 venv: $(STAMP)
 
@@ -32,11 +32,16 @@ serve:
 	@test -d $(HTML) || { echo "No book yet: run 'make book' first"; exit 1; }
 	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory $(HTML)
 
-## test: everything: unit and property tests, every notebook with nbval, the strict build
-test: $(STAMP) pytest nbval build
+## test: everything: unit and property tests, every notebook with nbval, the strict build,
+## and every page of the built book opened in headless Chromium
+test: $(STAMP) pytest nbval build browser
 
 pytest: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/browser
+
+## browser: open every built page in headless Chromium (skipped, saying how to install it, if absent)
+browser: $(STAMP)
+	$(PY) -m pytest tests/browser -p no:cacheprovider -rs
 
 nbval: $(STAMP)
 	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider
