@@ -136,7 +136,7 @@ def conv_transpose_output_size(
     .. math::
 
         n_\text{out} = (n - 1)\,\text{stride} - 2\,\text{padding}
-                       + \text{dilation}\,(k - 1) + \text{output\_padding} + 1
+                       + \text{dilation}\,(k - 1) + \text{output padding} + 1
 
     This inverts :func:`conv_output_size` only up to the floor there: every
     ``m`` in ``[n_out, n_out + stride - 1]`` convolves down to ``n``, and
