@@ -33,7 +33,8 @@ def stored_text(path):
 
 def toc_files():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    parts = toc.get("parts", [{"chapters": toc.get("chapters", [])}])
+    return [toc["root"]] + [entry["file"] for part in parts for entry in part["chapters"]]
 
 
 def test_there_are_chapters():
