@@ -117,3 +117,27 @@ def test_nbval_fails_when_a_stored_output_is_edited(tmp_path):
     result = run_nbval(bad)
     assert result.returncode != 0
     assert "213." in result.stdout
+
+
+def test_sanitizers_all_parse_and_make_cuda_output_match_cpu_output():
+    """Every section of the sanitize file must be live (nbval silently skips a bad one)."""
+    import configparser
+    import re
+
+    from nbval.plugin import get_sanitize_patterns
+
+    text = (BOOK / "nbval_sanitize.cfg").read_text()
+    sections = configparser.ConfigParser()
+    sections.read_string(text)
+    patterns = get_sanitize_patterns(text)
+    assert len(patterns) == len(sections.sections())
+
+    def sanitize(s):
+        for regex, replace in patterns:
+            s = re.sub(regex, replace, s)
+        return s
+
+    cpu = "Running on cpu\ntensor([[184., 212.],\n        [352., 380.]])"
+    cuda = "Running on cuda:0\ntensor([[184., 212.],\n        [352., 380.]], device='cuda:0')"
+    assert sanitize(cpu) == sanitize(cuda)
+    assert "184., 212." in sanitize(cpu)
