@@ -67,19 +67,49 @@ def _windows(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pairs,
     )  # (N, C, *k, *out): window o, offset kappa -> x[..., o * s + kappa * dilation]
 
 
-def _scatter_windows(cols: Tensor, size: Sequence[int], stride: Sequence[int],
-                     dilation: Sequence[int]) -> Tensor:
-    """Adjoint of :func:`_windows` without padding: add ``(N, C, *k, *out)`` back into
-    ``(N, C, *size)``, one strided slice per kernel offset."""
-    d = len(size)
-    n, c, *rest = cols.shape
-    k, out = rest[:d], rest[d:]
-    x = cols.new_zeros(n, c, *size)  # (N, C, *size)
+def _add_windows_(x: Tensor, cols: Tensor, stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
+    """Adjoint of :func:`_windows` without padding: add the windows ``cols``
+    ``(N, C, *k, *out)`` back into ``x`` ``(N, C, *size)`` in place, one strided slice per
+    kernel offset (``prod(k)`` additions, each as large as the output)."""
+    d = x.dim() - 2
+    k, out = cols.shape[2:2 + d], cols.shape[2 + d:]
     for kappa in itertools.product(*map(range, k)):
         window = tuple(slice(a * dl, a * dl + s * (o - 1) + 1, s)
                        for a, dl, s, o in zip(kappa, dilation, stride, out))
         x[(slice(None), slice(None), *window)] += cols[(slice(None), slice(None), *kappa)]
     return x
+
+
+def _scatter_windows(cols: Tensor, size: Sequence[int], stride: Sequence[int],
+                     dilation: Sequence[int]) -> Tensor:
+    """:func:`_add_windows_` into zeros of spatial ``size``: ``(N, C, *size)``."""
+    return _add_windows_(cols.new_zeros(*cols.shape[:2], *size), cols, stride, dilation)
+
+
+#: Columns are built this many bytes at a time (a few samples of the batch), so they
+#: stay in cache between the copy that makes them and the product that uses them.
+CHUNK_BYTES = 4 << 20
+
+
+def _column_chunks(windows: Tensor, groups: int):
+    """Yield ``(batch slice, columns)``, columns ``(m, g, C/g * prod(k), L)``, for the
+    ``(N, C, *k, *out)`` windows, a few samples at a time, copied into one reused buffer.
+
+    Under grad mode (double backward) it yields the whole batch at once, as a
+    differentiable copy.
+    """
+    n, c = windows.shape[:2]
+    d = (windows.dim() - 2) // 2
+    rows, L = c // groups * math.prod(windows.shape[2:2 + d]), math.prod(windows.shape[2 + d:])
+    if torch.is_grad_enabled():
+        yield slice(0, n), windows.reshape(n, groups, rows, L)
+        return
+    m = max(1, min(n, CHUNK_BYTES // max(1, groups * rows * L * windows.element_size())))
+    buffer = windows.new_empty(m, groups, rows, L)
+    for i in range(0, n, m):
+        cols = buffer[:min(m, n - i)]
+        cols.view(windows[i:i + m].shape).copy_(windows[i:i + m])
+        yield slice(i, i + m), cols
 
 
 def _pad_arg(pads: Pairs) -> list[int]:
@@ -165,6 +195,18 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
 # --------------------------------------------------------------------------------------
 
 
+def _conv(x: Tensor, weight: Tensor, stride, pads: Pairs, dilation, groups: int) -> Tensor:
+    """``weight @ S x``: (N, C_in, *n) -> (N, C_out, *out), no bias."""
+    n, (c_out, _, *k) = x.shape[0], weight.shape
+    windows = _windows(x, k, stride, pads, dilation)  # (N, C_in, *k, *out), a view
+    out = windows.shape[2 + len(k):]
+    w = weight.reshape(groups, c_out // groups, -1)  # (g, C_out/g, C_in/g*K)
+    y = x.new_empty(n, groups, c_out // groups, math.prod(out))  # (N, g, C_out/g, L)
+    for batch, cols in _column_chunks(windows, groups):  # (m, g, C_in/g*K, L)
+        torch.matmul(w, cols, out=y[batch])  # (m, g, C_out/g, L)
+    return y.view(n, c_out, *out)
+
+
 def _conv_transpose(y: Tensor, weight: Tensor, stride, pads: Pairs, dilation, groups: int,
                     output_padding) -> Tensor:
     """``S^T weight^T y``: (N, C_in, *n) -> (N, C_out, *out), no bias.
@@ -176,25 +218,30 @@ def _conv_transpose(y: Tensor, weight: Tensor, stride, pads: Pairs, dilation, gr
     _, c_out_g, *k = weight.shape
     K, L = math.prod(k), math.prod(grid)
     w_t = weight.reshape(groups, c_in // groups, c_out_g * K).mT  # (g, C_out/g*K, C_in/g)
-    cols = w_t @ y.reshape(n, groups, c_in // groups, L)  # (N, g, C_out/g*K, L)
-    cols = cols.view(n, groups * c_out_g, *k, *grid)  # (N, C_out, *k, *n)
+    y = y.reshape(n, groups, c_in // groups, L)  # (N, g, C_in/g, L)
     full = [(o - 1) * s + dl * (kk - 1) + 1 for o, s, dl, kk in zip(grid, stride, dilation, k)]
-    z = _scatter_windows(cols, full, stride, dilation)  # (N, C_out, *full)
+    z = y.new_zeros(n, groups * c_out_g, *full)  # (N, C_out, *full)
+    m = max(1, min(n, CHUNK_BYTES // max(1, groups * c_out_g * K * L * y.element_size())))
+    buffer = y.new_empty(m, groups, c_out_g * K, L)
+    for i in range(0, n, m):  # a few samples at a time, so the columns stay in cache
+        cols = torch.matmul(w_t, y[i:i + m], out=buffer[:min(m, n - i)])  # (m, g, C_out/g*K, L)
+        _add_windows_(z[i:i + m], cols.view(-1, groups * c_out_g, *k, *grid), stride, dilation)
     crop = [v for (a, b), op in zip(reversed(pads), reversed(output_padding)) for v in (-a, op - b)]
     return F.pad(z, crop)  # (N, C_out, *out)
 
 
 def _weight_grad(x: Tensor, gy: Tensor, weight_shape, stride, pads: Pairs, dilation,
-                 groups: int, cols: Optional[Tensor] = None) -> Tensor:
+                 groups: int) -> Tensor:
     """d<gy, conv(x, w)>/dw = gy @ S(x)^T, summed over the batch: weight-shaped."""
     n, c_out, *out = gy.shape
     _, c_in_g, *k = weight_shape
-    if cols is None:
-        cols = _windows(x, k, stride, pads, dilation)  # (N, C_in, *k, *out')
-        cols = cols[(Ellipsis, *(slice(0, o) for o in out))]  # (N, C_in, *k, *out)
-        cols = cols.reshape(n, groups, c_in_g * math.prod(k), math.prod(out))
+    windows = _windows(x, k, stride, pads, dilation)  # (N, C_in, *k, *out')
+    windows = windows[(Ellipsis, *(slice(0, o) for o in out))]  # (N, C_in, *k, *out)
     gy = gy.reshape(n, groups, c_out // groups, math.prod(out))  # (N, g, C_out/g, L)
-    return (gy @ cols.mT).sum(0).view(weight_shape)  # (g, C_out/g, C_in/g*K) -> weight
+    gw = gy.new_zeros(groups, c_out // groups, c_in_g * math.prod(k))  # (g, C_out/g, C_in/g*K)
+    for batch, cols in _column_chunks(windows, groups):  # (m, g, C_in/g*K, L)
+        gw = gw + (gy[batch] @ cols.mT).sum(0)
+    return gw.view(weight_shape)
 
 
 def _bias_grad(g: Tensor) -> Tensor:
@@ -205,27 +252,23 @@ class _Conv(torch.autograd.Function):
     r"""``y = weight @ S x + bias``. Backward uses the same two factors transposed:
 
     * ``grad_input  = S^T weight^T grad_y`` -- a transposed convolution (:class:`_ConvTranspose`),
-    * ``grad_weight = grad_y @ (S x)^T`` -- one matrix product with the saved columns,
+    * ``grad_weight = grad_y @ (S x)^T`` -- the columns are rebuilt, a few samples at a
+      time, rather than kept from the forward pass (they are ``prod(k)`` times the input),
     * ``grad_bias   = grad_y`` summed over batch and positions.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, pads, dilation, groups):
-        n, c_out, (_, c_in_g, *k) = x.shape[0], weight.shape[0], weight.shape
-        cols = _windows(x, k, stride, pads, dilation)  # (N, C_in, *k, *out)
-        out = cols.shape[2 + len(k):]
-        cols = cols.reshape(n, groups, c_in_g * math.prod(k), math.prod(out))  # (N, g, C_in/g*K, L)
-        y = weight.reshape(groups, c_out // groups, -1) @ cols  # (N, g, C_out/g, L)
-        y = y.view(n, c_out, *out)
+        y = _conv(x, weight, stride, pads, dilation, groups)  # (N, C_out, *out)
         if bias is not None:
-            y += bias.view(c_out, *[1] * len(k))
+            y += bias.view(-1, *[1] * (y.dim() - 2))
         ctx.args = (stride, pads, dilation, groups)
-        ctx.save_for_backward(x, weight, cols if ctx.needs_input_grad[1] else None)
+        ctx.save_for_backward(x, weight)
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, weight, cols = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
         stride, pads, dilation, groups = ctx.args
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
@@ -235,9 +278,7 @@ class _Conv(torch.autograd.Function):
                      zip(x.shape[2:], pads, gy.shape[2:], stride, dilation, weight.shape[2:])]
             gx = _ConvTranspose.apply(gy, weight, None, stride, pads, dilation, groups, extra)
         if ctx.needs_input_grad[1]:
-            # with create_graph, recompute the columns so they remember they came from x
-            gw = _weight_grad(x, gy, weight.shape, stride, pads, dilation, groups,
-                              None if torch.is_grad_enabled() else cols)
+            gw = _weight_grad(x, gy, weight.shape, stride, pads, dilation, groups)
         if ctx.needs_input_grad[2]:
             gb = _bias_grad(gy)
         return gx, gw, gb, None, None, None, None
