@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 
@@ -328,3 +329,13 @@ def test_non_contiguous_input(device):
     assert_matches_torch(convlib.conv2d, F.conv2d, x, w, None, 1, 1, 1, 2)
     assert_matches_torch(convlib.conv_transpose2d, F.conv_transpose2d, x, w.transpose(0, 1).repeat(2, 1, 1, 1)[:6],
                          None, 2, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("name", [f"conv{d}d" for d in (1, 2, 3)] + [f"conv_transpose{d}d" for d in (1, 2, 3)])
+def test_signature_matches_torch(name):
+    """Argument names, order and defaults as in torch's documented signature line."""
+    theirs = getattr(F, name).__doc__.strip().splitlines()[0].split(" -> ")[0]
+    params = inspect.signature(getattr(convlib, name)).parameters.values()
+    ours = f"{name}(" + ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+                                  for p in params) + ")"
+    assert ours == theirs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from hypothesis import given
@@ -121,3 +123,11 @@ def test_random_layers(name, groups, c_in_g, c_out_g, k, stride, padding, bias, 
                         dtype=torch.float64)
     x = torch.randn(2, groups * c_in_g, *[k + 2] * d, dtype=torch.float64)
     assert_same_layer(ours, theirs, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signatures_match_torch(name):
+    def params(f):
+        return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
+    assert params(getattr(convlib.nn, name).__init__) == params(getattr(torch.nn, name).__init__)
+    assert params(getattr(convlib.nn, name).forward) == params(getattr(torch.nn, name).forward)
