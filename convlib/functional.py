@@ -56,7 +56,7 @@ def _windows(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pairs,
              dilation: Sequence[int]) -> Tensor:
     """Every window of ``x`` as a strided view (no copy): ``(N, C, *k, *out)``."""
     if any(p for pair in pads for p in pair):
-        x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # (N, C, *padded)
+        x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # (N, C, *padded), last dim first
     n, c, *size = x.shape
     out = conv_output_size(tuple(size), tuple(k), tuple(stride), 0, tuple(dilation))
     sn, sc, *step = x.stride()
@@ -67,23 +67,24 @@ def _windows(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pairs,
     )  # (N, C, *k, *out): window o, offset kappa -> x[..., o * s + kappa * dilation]
 
 
-def _add_windows_(x: Tensor, cols: Tensor, stride: Sequence[int], dilation: Sequence[int]) -> Tensor:
-    """Adjoint of :func:`_windows` without padding: add the windows ``cols``
-    ``(N, C, *k, *out)`` back into ``x`` ``(N, C, *size)`` in place, one strided slice per
-    kernel offset (``prod(k)`` additions, each as large as the output)."""
+def _add_windows_(x: Tensor, cols: Tensor, stride: Sequence[int], dilation: Sequence[int],
+                  crop: Sequence[int]) -> Tensor:
+    """Adjoint of :func:`_windows`: add the windows ``cols`` ``(N, C, *k, *out)`` back into
+    ``x`` ``(N, C, *size)`` in place, where ``x`` starts ``crop`` positions into the padded
+    input (what falls outside ``x`` is padding, dropped). One strided slice per kernel
+    offset: ``prod(k)`` additions, each at most as large as the output."""
     d = x.dim() - 2
-    k, out = cols.shape[2:2 + d], cols.shape[2 + d:]
+    k, out, size = cols.shape[2:2 + d], cols.shape[2 + d:], x.shape[2:]
     for kappa in itertools.product(*map(range, k)):
-        window = tuple(slice(a * dl, a * dl + s * (o - 1) + 1, s)
-                       for a, dl, s, o in zip(kappa, dilation, stride, out))
-        x[(slice(None), slice(None), *window)] += cols[(slice(None), slice(None), *kappa)]
+        src, dst = [slice(None)] * 2, [slice(None)] * 2
+        for a, dl, s, o, n, c in zip(kappa, dilation, stride, out, size, crop):
+            start = a * dl - c  # window o lands on start + o * s
+            lo, hi = max(0, -(start // s)), min(o, (n - 1 - start) // s + 1)  # inside x
+            src.append(slice(lo, max(lo, hi)))
+            dst.append(slice(start + lo * s, start + (max(lo, hi) - 1) * s + 1, s) if hi > lo
+                       else slice(0, 0))
+        x[tuple(dst)] += cols[(slice(None), slice(None), *kappa, *src[2:])]
     return x
-
-
-def _scatter_windows(cols: Tensor, size: Sequence[int], stride: Sequence[int],
-                     dilation: Sequence[int]) -> Tensor:
-    """:func:`_add_windows_` into zeros of spatial ``size``: ``(N, C, *size)``."""
-    return _add_windows_(cols.new_zeros(*cols.shape[:2], *size), cols, stride, dilation)
 
 
 #: Columns are built this many bytes at a time (a few samples of the batch), so they
@@ -110,11 +111,6 @@ def _column_chunks(windows: Tensor, groups: int):
         cols = buffer[:min(m, n - i)]
         cols.view(windows[i:i + m].shape).copy_(windows[i:i + m])
         yield slice(i, i + m), cols
-
-
-def _pad_arg(pads: Pairs) -> list[int]:
-    """``(before, after)`` pairs in :func:`torch.nn.functional.pad`'s order (last dim first)."""
-    return [p for pair in reversed(pads) for p in pair]
 
 
 def im2col(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
@@ -186,8 +182,7 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
         raise RuntimeError(f"col2im: expected input of shape (N, C * {math.prod(k)}, "
                            f"{math.prod(out)}), got input of shape {tuple(input.shape)}")
     cols = input.reshape(n, ck // math.prod(k), *k, *out)  # (N, C, *k, *out)
-    full = tuple(ni + 2 * pi for ni, pi in zip(size, p))
-    return F.pad(_scatter_windows(cols, full, s, dil), [-v for v in _pad_arg(pads)])
+    return _add_windows_(input.new_zeros(n, ck // math.prod(k), *size), cols, s, dil, p)
 
 
 # --------------------------------------------------------------------------------------
@@ -219,15 +214,17 @@ def _conv_transpose(y: Tensor, weight: Tensor, stride, pads: Pairs, dilation, gr
     K, L = math.prod(k), math.prod(grid)
     w_t = weight.reshape(groups, c_in // groups, c_out_g * K).mT  # (g, C_out/g*K, C_in/g)
     y = y.reshape(n, groups, c_in // groups, L)  # (N, g, C_in/g, L)
-    full = [(o - 1) * s + dl * (kk - 1) + 1 for o, s, dl, kk in zip(grid, stride, dilation, k)]
-    z = y.new_zeros(n, groups * c_out_g, *full)  # (N, C_out, *full)
+    out = [(o - 1) * s + dl * (kk - 1) + 1 - a - b + op for o, s, dl, kk, (a, b), op in
+           zip(grid, stride, dilation, k, pads, output_padding)]
+    z = y.new_zeros(n, groups * c_out_g, *out)  # (N, C_out, *out)
+    crop = [a for a, _ in pads]
     m = max(1, min(n, CHUNK_BYTES // max(1, groups * c_out_g * K * L * y.element_size())))
     buffer = y.new_empty(m, groups, c_out_g * K, L)
     for i in range(0, n, m):  # a few samples at a time, so the columns stay in cache
         cols = torch.matmul(w_t, y[i:i + m], out=buffer[:min(m, n - i)])  # (m, g, C_out/g*K, L)
-        _add_windows_(z[i:i + m], cols.view(-1, groups * c_out_g, *k, *grid), stride, dilation)
-    crop = [v for (a, b), op in zip(reversed(pads), reversed(output_padding)) for v in (-a, op - b)]
-    return F.pad(z, crop)  # (N, C_out, *out)
+        cols = cols.view(-1, groups * c_out_g, *k, *grid)  # (m, C_out, *k, *n)
+        _add_windows_(z[i:i + m], cols, stride, dilation, crop)  # col2im, minus the padding
+    return z
 
 
 def _weight_grad(x: Tensor, gy: Tensor, weight_shape, stride, pads: Pairs, dilation,
