@@ -92,24 +92,29 @@ def _add_windows_(x: Tensor, cols: Tensor, stride: Sequence[int], dilation: Sequ
 CHUNK_BYTES = 4 << 20
 
 
-def _column_chunks(windows: Tensor, groups: int):
-    """Yield ``(batch slice, columns)``, columns ``(m, g, C/g * prod(k), L)``, for the
-    ``(N, C, *k, *out)`` windows, a few samples at a time, copied into one reused buffer.
+def _column_chunks(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pairs,
+                   dilation: Sequence[int], groups: int, out: Optional[Sequence[int]] = None):
+    """Yield ``(batch slice, columns)``: the windows of ``x`` (:func:`_windows`) as columns
+    ``(m, g, C/g * prod(k), L)``, a few samples at a time, padded and copied into one
+    reused buffer that stays in cache for the product that follows. ``out`` keeps only
+    the first windows in each dimension.
 
     Under grad mode (double backward) it yields the whole batch at once, as a
     differentiable copy.
     """
-    n, c = windows.shape[:2]
-    d = (windows.dim() - 2) // 2
-    rows, L = c // groups * math.prod(windows.shape[2:2 + d]), math.prod(windows.shape[2 + d:])
+    n, c, *size = x.shape
+    out = out or conv_output_size(tuple(size), tuple(k), tuple(stride), pads, tuple(dilation))
+    first = (Ellipsis, *(slice(0, o) for o in out))
+    rows, L = c // groups * math.prod(k), math.prod(out)
     if torch.is_grad_enabled():
-        yield slice(0, n), windows.reshape(n, groups, rows, L)
+        yield slice(0, n), _windows(x, k, stride, pads, dilation)[first].reshape(n, groups, rows, L)
         return
-    m = max(1, min(n, CHUNK_BYTES // max(1, groups * rows * L * windows.element_size())))
-    buffer = windows.new_empty(m, groups, rows, L)
+    m = max(1, min(n, CHUNK_BYTES // max(1, groups * rows * L * x.element_size())))
+    buffer = x.new_empty(m, groups, rows, L)
     for i in range(0, n, m):
-        cols = buffer[:min(m, n - i)]
-        cols.view(windows[i:i + m].shape).copy_(windows[i:i + m])
+        windows = _windows(x[i:i + m], k, stride, pads, dilation)[first]  # (m, C, *k, *out)
+        cols = buffer[:windows.shape[0]]
+        cols.view(windows.shape).copy_(windows)
         yield slice(i, i + m), cols
 
 
@@ -193,11 +198,10 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
 def _conv(x: Tensor, weight: Tensor, stride, pads: Pairs, dilation, groups: int) -> Tensor:
     """``weight @ S x``: (N, C_in, *n) -> (N, C_out, *out), no bias."""
     n, (c_out, _, *k) = x.shape[0], weight.shape
-    windows = _windows(x, k, stride, pads, dilation)  # (N, C_in, *k, *out), a view
-    out = windows.shape[2 + len(k):]
+    out = conv_output_size(tuple(x.shape[2:]), tuple(k), tuple(stride), pads, tuple(dilation))
     w = weight.reshape(groups, c_out // groups, -1)  # (g, C_out/g, C_in/g*K)
     y = x.new_empty(n, groups, c_out // groups, math.prod(out))  # (N, g, C_out/g, L)
-    for batch, cols in _column_chunks(windows, groups):  # (m, g, C_in/g*K, L)
+    for batch, cols in _column_chunks(x, k, stride, pads, dilation, groups):  # (m, g, C_in/g*K, L)
         torch.matmul(w, cols, out=y[batch])  # (m, g, C_out/g, L)
     return y.view(n, c_out, *out)
 
@@ -232,11 +236,9 @@ def _weight_grad(x: Tensor, gy: Tensor, weight_shape, stride, pads: Pairs, dilat
     """d<gy, conv(x, w)>/dw = gy @ S(x)^T, summed over the batch: weight-shaped."""
     n, c_out, *out = gy.shape
     _, c_in_g, *k = weight_shape
-    windows = _windows(x, k, stride, pads, dilation)  # (N, C_in, *k, *out')
-    windows = windows[(Ellipsis, *(slice(0, o) for o in out))]  # (N, C_in, *k, *out)
     gy = gy.reshape(n, groups, c_out // groups, math.prod(out))  # (N, g, C_out/g, L)
     gw = gy.new_zeros(groups, c_out // groups, c_in_g * math.prod(k))  # (g, C_out/g, C_in/g*K)
-    for batch, cols in _column_chunks(windows, groups):  # (m, g, C_in/g*K, L)
+    for batch, cols in _column_chunks(x, k, stride, pads, dilation, groups, out):  # (m, g, C_in/g*K, L)
         gw = gw + (gy[batch] @ cols.mT).sum(0)
     return gw.view(weight_shape)
 
