@@ -111,9 +111,16 @@ def _column_chunks(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pai
         return
     m = max(1, min(n, CHUNK_BYTES // max(1, groups * rows * L * x.element_size())))
     buffer = x.new_empty(m, groups, rows, L)
+    # with padding, a reused zero-padded buffer too: its border is zeroed once
+    padded = x.new_zeros(m, c, *(ni + a + b for ni, (a, b) in zip(size, pads))) if any(map(any, pads)) else None
+    interior = (Ellipsis, *(slice(a, a + ni) for ni, (a, _) in zip(size, pads)))
     for i in range(0, n, m):
-        windows = _windows(x[i:i + m], k, stride, pads, dilation)[first]  # (m, C, *k, *out)
-        cols = buffer[:windows.shape[0]]
+        chunk = x[i:i + m]  # (m, C, *n)
+        if padded is not None:
+            padded[:len(chunk)][interior] = chunk
+            chunk = padded[:len(chunk)]  # (m, C, *padded)
+        windows = _windows(chunk, k, stride, ((0, 0),) * len(k), dilation)[first]  # (m, C, *k, *out)
+        cols = buffer[:chunk.shape[0]]
         cols.view(windows.shape).copy_(windows)
         yield slice(i, i + m), cols
 
