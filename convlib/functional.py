@@ -10,7 +10,8 @@ The kernel matrix of :mod:`convlib.matrix` factors into two matrices:
 where ``weight_g`` is the ``(C_out/g, C_in/g * prod(k))`` matrix of group ``g`` and the
 0/1 selection matrix ``S`` copies every input entry that a window sees into one column
 per output position (:func:`im2col`). So a convolution is one strided view, one copy
-and one matrix product, and nothing ever builds ``W``. Its transpose
+and one matrix product, and nothing ever builds ``W``. (The copy and the product run a
+few samples of the batch at a time, so the columns stay in cache.) Its transpose
 ``W^T = S^T weight^T`` is the transposed convolution: ``weight^T`` makes columns and
 ``S^T`` (:func:`col2im`) adds them back where they came from.
 
@@ -56,7 +57,7 @@ def _windows(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pairs,
              dilation: Sequence[int]) -> Tensor:
     """Every window of ``x`` as a strided view (no copy): ``(N, C, *k, *out)``."""
     if any(p for pair in pads for p in pair):
-        x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # (N, C, *padded), last dim first
+        x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # (N, C, *padded)
     n, c, *size = x.shape
     out = conv_output_size(tuple(size), tuple(k), tuple(stride), 0, tuple(dilation))
     sn, sc, *step = x.stride()
@@ -107,21 +108,24 @@ def _column_chunks(x: Tensor, k: Sequence[int], stride: Sequence[int], pads: Pai
     first = (Ellipsis, *(slice(0, o) for o in out))
     rows, L = c // groups * math.prod(k), math.prod(out)
     if torch.is_grad_enabled():
-        yield slice(0, n), _windows(x, k, stride, pads, dilation)[first].reshape(n, groups, rows, L)
+        windows = _windows(x, k, stride, pads, dilation)[first]  # (N, C, *k, *out)
+        yield slice(0, n), windows.reshape(n, groups, rows, L)
         return
     m = max(1, min(n, CHUNK_BYTES // max(1, groups * rows * L * x.element_size())))
     buffer = x.new_empty(m, groups, rows, L)
     # with padding, a reused zero-padded buffer too: its border is zeroed once
-    padded = x.new_zeros(m, c, *(ni + a + b for ni, (a, b) in zip(size, pads))) if any(map(any, pads)) else None
+    padded = None
+    if any(map(any, pads)):
+        padded = x.new_zeros(m, c, *(ni + a + b for ni, (a, b) in zip(size, pads)))
     interior = (Ellipsis, *(slice(a, a + ni) for ni, (a, _) in zip(size, pads)))
     for i in range(0, n, m):
         chunk = x[i:i + m]  # (m, C, *n)
         if padded is not None:
             padded[:len(chunk)][interior] = chunk
             chunk = padded[:len(chunk)]  # (m, C, *padded)
-        windows = _windows(chunk, k, stride, ((0, 0),) * len(k), dilation)[first]  # (m, C, *k, *out)
-        cols = buffer[:chunk.shape[0]]
-        cols.view(windows.shape).copy_(windows)
+        windows = _windows(chunk, k, stride, ((0, 0),) * len(k), dilation)[first]
+        cols = buffer[:len(chunk)]  # (m, g, C/g*K, L)
+        cols.view(windows.shape).copy_(windows)  # the im2col copy: (m, C, *k, *out)
         yield slice(i, i + m), cols
 
 
@@ -245,8 +249,8 @@ def _weight_grad(x: Tensor, gy: Tensor, weight_shape, stride, pads: Pairs, dilat
     _, c_in_g, *k = weight_shape
     gy = gy.reshape(n, groups, c_out // groups, math.prod(out))  # (N, g, C_out/g, L)
     gw = gy.new_zeros(groups, c_out // groups, c_in_g * math.prod(k))  # (g, C_out/g, C_in/g*K)
-    for batch, cols in _column_chunks(x, k, stride, pads, dilation, groups, out):  # (m, g, C_in/g*K, L)
-        gw = gw + (gy[batch] @ cols.mT).sum(0)
+    for batch, cols in _column_chunks(x, k, stride, pads, dilation, groups, out):
+        gw = gw + (gy[batch] @ cols.mT).sum(0)  # (m, g, C_out/g, L) @ (m, g, L, C_in/g*K)
     return gw.view(weight_shape)
 
 
@@ -367,7 +371,8 @@ def _check_common(fn: str, d: int, input, weight, bias, stride, dilation, groups
     if any(v <= 0 for v in s):
         raise RuntimeError(f"{fn}: non-positive stride is not supported, got stride={stride!r}")
     if any(v <= 0 for v in dil):
-        raise RuntimeError(f"{fn}: non-positive dilation is not supported, got dilation={dilation!r}")
+        raise RuntimeError(f"{fn}: non-positive dilation is not supported, "
+                           f"got dilation={dilation!r}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and t.dtype != input.dtype:
             raise RuntimeError(f"{fn}: input dtype ({input.dtype}) and {name} dtype ({t.dtype}) "
@@ -385,7 +390,8 @@ def _check_common(fn: str, d: int, input, weight, bias, stride, dilation, groups
 def _check_bias(fn: str, bias, weight, c_out: int):
     if bias is not None and (bias.dim() != 1 or bias.shape[0] != c_out):
         raise RuntimeError(f"{fn}: given weight of shape {tuple(weight.shape)}, expected bias to "
-                           f"be 1-d with {c_out} elements, but got bias of shape {tuple(bias.shape)}")
+                           f"be 1-d with {c_out} elements, but got bias of shape "
+                           f"{tuple(bias.shape)}")
 
 
 def _conv_nd(d, input, weight, bias, stride, padding, dilation, groups):
@@ -436,7 +442,8 @@ def _conv_transpose_nd(d, input, weight, bias, stride, padding, output_padding, 
     out = conv_transpose_output_size(tuple(input.shape[-d:]), k, s, p, op, dil)
     if any(o < 1 for o in out):
         raise RuntimeError(f"{fn}: the output size {out} is too small (input {tuple(input.shape)}, "
-                           f"weight {tuple(weight.shape)}, padding={p}, stride={s}, dilation={dil})")
+                           f"weight {tuple(weight.shape)}, padding={p}, stride={s}, "
+                           f"dilation={dil})")
     unbatched = input.dim() == d + 1
     y = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)
     pads = tuple((a, a) for a in p)
