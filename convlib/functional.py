@@ -206,8 +206,49 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
 # --------------------------------------------------------------------------------------
 
 
+#: Stride-1 convolutions with at least this many input channels per group skip the
+#: im2col copy (:func:`_conv_shifted`); with fewer, the products would be too thin.
+SHIFTED_MIN_CHANNELS = 64
+
+
+def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int) -> Tensor:
+    """``weight @ S x`` for stride 1, without copying the columns.
+
+    Split ``S`` by kernel offset: ``weight @ S x = sum_kappa weight[..., kappa] @ S_kappa x``.
+    With stride 1, ``S_kappa x`` is the padded input shifted by ``kappa * dilation``. Flatten
+    the padded input and let each output row run on over the padding to the padded width:
+    then ``S_kappa x`` is one contiguous slice of it, a matrix operand as it stands. The
+    extra entries of each row are dropped at the end.
+    """
+    n, c_in, *size = x.shape
+    c_out, c_in_g, *k = weight.shape
+    padded = [m + a + b for m, (a, b) in zip(size, pads)]
+    out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
+    step = [math.prod(padded[j + 1:]) for j in range(len(k))]  # strides of the padded input
+    span = sum((o - 1) * st for o, st in zip(out, step)) + 1  # flat extent of the output grid
+    w = weight.flatten(2).permute(2, 0, 1).reshape(-1, groups, c_out // groups, c_in_g)  # (K, g, C_out/g, C_in/g)
+    shifts = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
+              for kappa in itertools.product(*map(range, k))]
+    buffer = x.new_zeros(groups, c_in_g, math.prod(padded))  # one zero-padded sample, flat
+    interior = buffer.view(c_in, *padded)[(slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, pads)))]
+    acc = x.new_empty(groups, c_out // groups, span)  # (g, C_out/g, span)
+    y = x.new_empty(n, c_out, *out)
+    if groups == 1:  # plain 2-d products
+        w, buffer, acc = w[:, 0], buffer[0], acc[0]
+    add_product_ = acc.addmm_ if groups == 1 else acc.baddbmm_
+    for i in range(n):
+        interior.copy_(x[i])
+        torch.matmul(w[0], buffer[..., shifts[0]:shifts[0] + span], out=acc)
+        for w_kappa, shift in zip(w[1:], shifts[1:]):
+            add_product_(w_kappa, buffer[..., shift:shift + span])  # (g, C_out/g, span)
+        y[i] = acc.view(c_out, span).as_strided((c_out, *out), (span, *step))
+    return y
+
+
 def _conv(x: Tensor, weight: Tensor, stride, pads: Pairs, dilation, groups: int) -> Tensor:
     """``weight @ S x``: (N, C_in, *n) -> (N, C_out, *out), no bias."""
+    if all(s == 1 for s in stride) and weight.shape[1] >= SHIFTED_MIN_CHANNELS:
+        return _conv_shifted(x, weight, pads, dilation, groups)
     n, (c_out, _, *k) = x.shape[0], weight.shape
     out = conv_output_size(tuple(x.shape[2:]), tuple(k), tuple(stride), pads, tuple(dilation))
     w = weight.reshape(groups, c_out // groups, -1)  # (g, C_out/g, C_in/g*K)

@@ -50,6 +50,22 @@ def test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, bat
     assert_matches_torch(ours, theirs, x, w, b, stride, padding, dilation, g)
 
 
+@pytest.mark.parametrize("d, ours, theirs", CONVS, ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("stride, padding, dilation, groups, bias, batched",
+                         [c for c in CONV_GRID if c[0] == 1 and c[4]])
+def test_conv_shifted_path(d, ours, theirs, stride, padding, dilation, groups, bias, batched,
+                           device, monkeypatch):
+    """Stride 1 with many channels skips the im2col copy: force that path on small cases."""
+    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+    test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
+
+
+def test_conv_shifted_path_by_default(device):
+    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.functional.SHIFTED_MIN_CHANNELS,
+                        c_out_g=3, n=(6, 5))
+    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
+
+
 TRANSPOSE_GRID = [
     (s, p, op, dl, g, bias, batched)
     for s, p, op, dl, g, bias, batched in itertools.product(
