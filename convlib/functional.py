@@ -226,11 +226,13 @@ def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int)
     out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
     step = [math.prod(padded[j + 1:]) for j in range(len(k))]  # strides of the padded input
     span = sum((o - 1) * st for o, st in zip(out, step)) + 1  # flat extent of the output grid
-    w = weight.flatten(2).permute(2, 0, 1).reshape(-1, groups, c_out // groups, c_in_g)  # (K, g, C_out/g, C_in/g)
+    w = weight.flatten(2).permute(2, 0, 1)  # (K, C_out, C_in/g): one matrix per offset
+    w = w.reshape(-1, groups, c_out // groups, c_in_g)  # (K, g, C_out/g, C_in/g)
     shifts = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
               for kappa in itertools.product(*map(range, k))]
     buffer = x.new_zeros(groups, c_in_g, math.prod(padded))  # one zero-padded sample, flat
-    interior = buffer.view(c_in, *padded)[(slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, pads)))]
+    interior = (slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, pads)))
+    interior = buffer.view(c_in, *padded)[interior]  # (C_in, *n), where the sample goes
     acc = x.new_empty(groups, c_out // groups, span)  # (g, C_out/g, span)
     y = x.new_empty(n, c_out, *out)
     if groups == 1:  # plain 2-d products
@@ -241,7 +243,7 @@ def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int)
         torch.matmul(w[0], buffer[..., shifts[0]:shifts[0] + span], out=acc)
         for w_kappa, shift in zip(w[1:], shifts[1:]):
             add_product_(w_kappa, buffer[..., shift:shift + span])  # (g, C_out/g, span)
-        y[i] = acc.view(c_out, span).as_strided((c_out, *out), (span, *step))
+        y[i] = acc.view(c_out, span).as_strided((c_out, *out), (span, *step))  # drop the overrun
     return y
 
 

@@ -355,3 +355,13 @@ def test_signature_matches_torch(name):
     ours = f"{name}(" + ", ".join(p.name if p.default is p.empty else f"{p.name}={p.default!r}"
                                   for p in params) + ")"
     assert ours == theirs
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2),
+                                        (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_low_precision_shifted_path(dtype, tol, groups, device, monkeypatch):
+    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+    x, w, b = conv_case(2, device, groups=groups, dtype=dtype)
+    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2, groups, grads=False,
+                         rtol=tol, atol=tol)
