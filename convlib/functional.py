@@ -247,6 +247,38 @@ def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int)
     return y
 
 
+def _conv_transpose_shifted(y: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int,
+                            output_padding) -> Tensor:
+    """``S^T weight^T y`` for stride 1, the adjoint of :func:`_conv_shifted`: each product
+    ``weight[..., kappa]^T @ y`` is added straight into a shifted slice of the flat padded
+    output, so col2im happens inside the matrix products."""
+    n, c_in, *grid = y.shape
+    _, c_out_g, *k = weight.shape
+    c_out = groups * c_out_g
+    full = [o + dl * (kk - 1) + op for o, dl, kk, op in zip(grid, dilation, k, output_padding)]
+    step = [math.prod(full[j + 1:]) for j in range(len(k))]  # strides of the padded output
+    span = sum((o - 1) * st for o, st in zip(grid, step)) + 1  # flat extent of y's grid there
+    w = weight.flatten(2).permute(2, 0, 1)  # (K, C_in, C_out/g): one matrix per offset
+    w = w.reshape(-1, groups, c_in // groups, c_out_g).mT  # (K, g, C_out/g, C_in/g)
+    shifts = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
+              for kappa in itertools.product(*map(range, k))]
+    spread = y.new_zeros(groups, c_in // groups, span)  # one sample of y, rows run on (zeros)
+    grid_view = spread.view(c_in, span).as_strided((c_in, *grid), (span, *step))
+    acc = y.new_empty(groups, c_out_g, math.prod(full))  # one padded output sample, flat
+    crop = (slice(None), *(slice(a, f - b) for f, (a, b) in zip(full, pads)))
+    z = y.new_empty(n, c_out, *(f - a - b for f, (a, b) in zip(full, pads)))
+    if groups == 1:  # plain 2-d products
+        w, spread = w[:, 0], spread[0]
+    for i in range(n):
+        grid_view.copy_(y[i])
+        acc.zero_()
+        for w_kappa, shift in zip(w, shifts):
+            target = acc[..., shift:shift + span] if groups > 1 else acc[0, :, shift:shift + span]
+            (target.addmm_ if groups == 1 else target.baddbmm_)(w_kappa, spread)
+        z[i] = acc.view(c_out, *full)[crop]
+    return z
+
+
 def _conv(x: Tensor, weight: Tensor, stride, pads: Pairs, dilation, groups: int) -> Tensor:
     """``weight @ S x``: (N, C_in, *n) -> (N, C_out, *out), no bias."""
     if all(s == 1 for s in stride) and weight.shape[1] >= SHIFTED_MIN_CHANNELS:
@@ -267,6 +299,8 @@ def _conv_transpose(y: Tensor, weight: Tensor, stride, pads: Pairs, dilation, gr
     ``pads`` are the (before, after) zeros of the *forward* convolution; they are cropped
     off, and ``output_padding`` more positions are kept at the end.
     """
+    if all(s == 1 for s in stride) and weight.shape[0] // groups >= SHIFTED_MIN_CHANNELS:
+        return _conv_transpose_shifted(y, weight, pads, dilation, groups, output_padding)
     n, c_in, *grid = y.shape
     _, c_out_g, *k = weight.shape
     K, L = math.prod(k), math.prod(grid)

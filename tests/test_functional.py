@@ -50,22 +50,6 @@ def test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, bat
     assert_matches_torch(ours, theirs, x, w, b, stride, padding, dilation, g)
 
 
-@pytest.mark.parametrize("d, ours, theirs", CONVS, ids=["1d", "2d", "3d"])
-@pytest.mark.parametrize("stride, padding, dilation, groups, bias, batched",
-                         [c for c in CONV_GRID if c[0] == 1 and c[4]])
-def test_conv_shifted_path(d, ours, theirs, stride, padding, dilation, groups, bias, batched,
-                           device, monkeypatch):
-    """Stride 1 with many channels skips the im2col copy: force that path on small cases."""
-    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
-    test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
-
-
-def test_conv_shifted_path_by_default(device):
-    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.functional.SHIFTED_MIN_CHANNELS,
-                        c_out_g=3, n=(6, 5))
-    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
-
-
 TRANSPOSE_GRID = [
     (s, p, op, dl, g, bias, batched)
     for s, p, op, dl, g, bias, batched in itertools.product(
@@ -85,6 +69,33 @@ def test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, d
     w = make((g * c_in_g, c_out_g, *(3, 2, 2)[:d]), device, seed=2)
     b = make((g * c_out_g,), device, seed=3) if bias else None
     assert_matches_torch(ours, theirs, y, w, b, stride, padding, output_padding, g, dilation)
+
+
+@pytest.mark.parametrize("d, ours, theirs", CONVS, ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("stride, padding, dilation, groups, bias, batched",
+                         [c for c in CONV_GRID if c[0] == 1 and c[4]])
+def test_conv_shifted_path(d, ours, theirs, stride, padding, dilation, groups, bias, batched,
+                           device, monkeypatch):
+    """Stride 1 with many channels skips the im2col copy: force that path on small cases."""
+    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+    test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
+
+
+@pytest.mark.parametrize("d, ours, theirs", CONV_TRANSPOSES, ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("stride, padding, output_padding, dilation, groups, bias, batched",
+                         [c for c in TRANSPOSE_GRID if c[0] == 1 and c[5]])
+def test_conv_transpose_shifted_path(d, ours, theirs, stride, padding, output_padding, dilation,
+                                     groups, bias, batched, device, monkeypatch):
+    """Stride 1 with many channels adds the products straight into the output."""
+    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+    test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, dilation, groups,
+                             bias, batched, device)
+
+
+def test_conv_shifted_path_by_default(device):
+    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.functional.SHIFTED_MIN_CHANNELS,
+                        c_out_g=3, n=(6, 5))
+    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
 
 
 @pytest.mark.parametrize("d, ours, theirs", CONVS + CONV_TRANSPOSES,
@@ -365,3 +376,14 @@ def test_low_precision_shifted_path(dtype, tol, groups, device, monkeypatch):
     x, w, b = conv_case(2, device, groups=groups, dtype=dtype)
     assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2, groups, grads=False,
                          rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_shifted_paths_gradcheck(groups, device, monkeypatch):
+    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+    x, w, b = conv_case(2, device, groups, 1, 1, k=(2, 3), n=(4, 5), batch=1)
+    args = [t.requires_grad_() for t in (x, w, b)]
+    for fn in (lambda x, w, b: convlib.conv2d(x, w, b, 1, 1, (1, 2), groups),
+               lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1, (1, 0), groups, 2)):
+        assert torch.autograd.gradcheck(fn, args)
+        assert torch.autograd.gradgradcheck(fn, args)
