@@ -15,6 +15,11 @@ few samples of the batch at a time, so the columns stay in cache.) Its transpose
 ``W^T = S^T weight^T`` is the transposed convolution: ``weight^T`` makes columns and
 ``S^T`` (:func:`col2im`) adds them back where they came from.
 
+With stride 1 and many channels the columns are not even copied: ``S`` splits into one
+block per kernel offset, ``weight @ S x = sum_kappa weight[..., kappa] @ S_kappa x``, and
+each ``S_kappa x`` is a shifted slice of the flattened padded input
+(:func:`_conv_shifted`; :func:`_conv_transpose_shifted` is its transpose).
+
 No torch convolution operator runs here, forward or backward: the gradients are
 written out below with the same two factors (see :class:`_Conv` and
 :class:`_ConvTranspose`).
@@ -211,6 +216,11 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
 SHIFTED_MIN_CHANNELS = 64
 
 
+def _add_product_(out: Tensor, a: Tensor, b: Tensor) -> None:
+    """``out += a @ b`` in place, for matrices or batches of them (``out`` may be a view)."""
+    (out.addmm_ if a.dim() == 2 else out.baddbmm_)(a, b)
+
+
 def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int) -> Tensor:
     """``weight @ S x`` for stride 1, without copying the columns.
 
@@ -237,12 +247,11 @@ def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int)
     y = x.new_empty(n, c_out, *out)
     if groups == 1:  # plain 2-d products
         w, buffer, acc = w[:, 0], buffer[0], acc[0]
-    add_product_ = acc.addmm_ if groups == 1 else acc.baddbmm_
     for i in range(n):
         interior.copy_(x[i])
         torch.matmul(w[0], buffer[..., shifts[0]:shifts[0] + span], out=acc)
         for w_kappa, shift in zip(w[1:], shifts[1:]):
-            add_product_(w_kappa, buffer[..., shift:shift + span])  # (g, C_out/g, span)
+            _add_product_(acc, w_kappa, buffer[..., shift:shift + span])  # (g, C_out/g, span)
         y[i] = acc.view(c_out, span).as_strided((c_out, *out), (span, *step))  # drop the overrun
     return y
 
@@ -267,14 +276,14 @@ def _conv_transpose_shifted(y: Tensor, weight: Tensor, pads: Pairs, dilation, gr
     acc = y.new_empty(groups, c_out_g, math.prod(full))  # one padded output sample, flat
     crop = (slice(None), *(slice(a, f - b) for f, (a, b) in zip(full, pads)))
     z = y.new_empty(n, c_out, *(f - a - b for f, (a, b) in zip(full, pads)))
+    flat = acc[0] if groups == 1 else acc
     if groups == 1:  # plain 2-d products
         w, spread = w[:, 0], spread[0]
     for i in range(n):
         grid_view.copy_(y[i])
         acc.zero_()
         for w_kappa, shift in zip(w, shifts):
-            target = acc[..., shift:shift + span] if groups > 1 else acc[0, :, shift:shift + span]
-            (target.addmm_ if groups == 1 else target.baddbmm_)(w_kappa, spread)
+            _add_product_(flat[..., shift:shift + span], w_kappa, spread)  # (g, C_out/g, span)
         z[i] = acc.view(c_out, *full)[crop]
     return z
 
