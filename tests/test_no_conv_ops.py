@@ -46,6 +46,10 @@ CASES = {
                          (2, 4, 4, 3), (4, 3, 2, 3), 3),
     "conv_transpose3d": (lambda x, w, b: convlib.conv_transpose3d(x, w, b, 1, 1, 0, 2),
                          (1, 4, 3, 3, 3), (4, 1, 3, 3, 3), 2),
+    # stride 1 with many channels: the paths without an im2col copy
+    "conv2d_shifted": (lambda x, w, b: convlib.conv2d(x, w, b, 1, 1), (1, 64, 3, 3), (2, 64, 3, 3), 2),
+    "conv_transpose2d_shifted": (lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1),
+                                 (1, 64, 3, 3), (64, 2, 3, 3), 2),
 }
 
 
