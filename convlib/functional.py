@@ -151,6 +151,11 @@ def im2col(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
     For ``d = 2`` it equals :func:`torch.nn.functional.unfold`, whose argument order it
     keeps.
 
+    .. note::
+        Its transpose is :func:`col2im`, and ``col2im(weight^T @ y)`` is
+        ``conv_transpose(y)``: the gradient of the convolution with respect to its input,
+        ``W^T y = S^T weight^T y``.
+
     Args:
         input: :math:`(N, C, *n)`.
         kernel_size, dilation, stride: an int or ``d`` ints.
@@ -178,8 +183,11 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
     seen by several windows receives the sum of their columns, so
     ``col2im(im2col(x))`` multiplies each entry by the number of windows covering it.
     Entries that land in the padding are dropped. For ``d = 2`` it equals
-    :func:`torch.nn.functional.fold`, whose argument order it keeps; composed with
-    ``weight^T`` it is the transposed convolution.
+    :func:`torch.nn.functional.fold`, whose argument order it keeps.
+
+    .. note::
+        ``col2im(weight^T @ y)`` is the transposed convolution ``W^T y``, i.e. the gradient
+        of ``conv`` with respect to its input; :func:`conv_transpose2d` computes exactly this.
 
     Args:
         input: :math:`(N, C \prod k, L)` columns, ``L`` the number of windows.
