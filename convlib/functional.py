@@ -187,7 +187,7 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
 
     .. note::
         ``col2im(weight^T @ y)`` is the transposed convolution ``W^T y``, i.e. the gradient
-        of ``conv`` with respect to its input; :func:`conv_transpose2d` computes exactly this.
+        of ``conv`` with respect to its input: what :func:`conv_transpose2d` returns.
 
     Args:
         input: :math:`(N, C \prod k, L)` columns, ``L`` the number of windows.

@@ -336,6 +336,10 @@ def test_col2im_is_the_transpose_of_im2col(d, device):
     w = make((5, 4, *k), device, seed=4)
     y = CONVS[d - 1][2](x, w, None, s, p, dl)
     torch.testing.assert_close((w.reshape(5, -1) @ cols).reshape(y.shape), y)
+    # and col2im(weight^T @ y) is the transposed convolution, back to x's size
+    op = transpose_output_padding(n, k, s, p, dl)
+    torch.testing.assert_close(convlib.col2im(w.reshape(5, -1).mT @ y.flatten(2), n, k, dl, p, s),
+                               CONV_TRANSPOSES[d - 1][2](y, w, None, s, p, op, 1, dl))
     # col2im(im2col(x)) multiplies each entry by the number of windows covering it
     ones = torch.ones_like(x)
     count = convlib.col2im(convlib.im2col(ones, k, dl, p, s), n, k, dl, p, s)
