@@ -391,3 +391,25 @@ def test_shifted_paths_gradcheck(groups, device, monkeypatch):
                lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1, (1, 0), groups, 2)):
         assert torch.autograd.gradcheck(fn, args)
         assert torch.autograd.gradgradcheck(fn, args)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("stride, padding, output_padding, dilation, groups",
+                         [(1, 0, 0, 1, 1), (2, 1, 1, 1, 2), (3, 2, 1, 2, 1), (2, 0, 1, 2, 2)])
+def test_conv_transpose_is_a_conv_of_the_dilated_input(d, stride, padding, output_padding,
+                                                       dilation, groups, device):
+    """The JAX / tinygrad view: insert stride - 1 zeros between inputs, pad by
+    dilation * (k - 1) - padding, and convolve with the flipped kernel, channels swapped."""
+    conv, conv_t = CONVS[d - 1][1], CONV_TRANSPOSES[d - 1][1]
+    y = make((2, 2 * groups, *(4, 3, 3)[:d]), device)
+    w = make((2 * groups, 3, *(3, 2, 2)[:d]), device, seed=2)  # (C_in, C_out/g, *k)
+    k = w.shape[2:]
+    dilated = y.new_zeros(*y.shape[:2], *((m - 1) * stride + 1 for m in y.shape[2:]))
+    dilated[(Ellipsis, *(slice(None, None, stride),) * d)] = y
+    edge = [dilation * (kk - 1) - padding for kk in k]
+    dilated = F.pad(dilated, [v for e in reversed(edge) for v in (e, e + output_padding)])
+    flipped = w.reshape(groups, 2, 3, *k).transpose(1, 2).reshape(3 * groups, 2, *k)
+    flipped = flipped.flip(list(range(2, 2 + d)))  # (C_out, C_in/g, *k), kernel reversed
+    torch.testing.assert_close(
+        conv_t(y, w, None, stride, padding, output_padding, groups, dilation),
+        conv(dilated, flipped, None, 1, 0, dilation, groups))
