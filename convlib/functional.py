@@ -229,6 +229,16 @@ def _add_product_(out: Tensor, a: Tensor, b: Tensor) -> None:
     (out.addmm_ if a.dim() == 2 else out.baddbmm_)(a, b)
 
 
+def _shifts(padded: Sequence[int], out: Sequence[int], k: Sequence[int], dilation):
+    """Geometry of the stride-1 trick on a flat ``padded`` grid: its strides, the flat
+    extent ``span`` of the ``out`` grid on it, and the flat shift of every kernel offset."""
+    step = [math.prod(padded[j + 1:]) for j in range(len(k))]
+    span = sum((o - 1) * st for o, st in zip(out, step)) + 1
+    shifts = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
+              for kappa in itertools.product(*map(range, k))]
+    return step, span, shifts
+
+
 def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int) -> Tensor:
     """``weight @ S x`` for stride 1, without copying the columns.
 
@@ -242,12 +252,9 @@ def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int)
     c_out, c_in_g, *k = weight.shape
     padded = [m + a + b for m, (a, b) in zip(size, pads)]
     out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
-    step = [math.prod(padded[j + 1:]) for j in range(len(k))]  # strides of the padded input
-    span = sum((o - 1) * st for o, st in zip(out, step)) + 1  # flat extent of the output grid
+    step, span, shifts = _shifts(padded, out, k, dilation)
     w = weight.flatten(2).permute(2, 0, 1)  # (K, C_out, C_in/g): one matrix per offset
     w = w.reshape(-1, groups, c_out // groups, c_in_g)  # (K, g, C_out/g, C_in/g)
-    shifts = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
-              for kappa in itertools.product(*map(range, k))]
     buffer = x.new_zeros(groups, c_in_g, math.prod(padded))  # one zero-padded sample, flat
     interior = (slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, pads)))
     interior = buffer.view(c_in, *padded)[interior]  # (C_in, *n), where the sample goes
@@ -273,12 +280,9 @@ def _conv_transpose_shifted(y: Tensor, weight: Tensor, pads: Pairs, dilation, gr
     _, c_out_g, *k = weight.shape
     c_out = groups * c_out_g
     full = [o + dl * (kk - 1) + op for o, dl, kk, op in zip(grid, dilation, k, output_padding)]
-    step = [math.prod(full[j + 1:]) for j in range(len(k))]  # strides of the padded output
-    span = sum((o - 1) * st for o, st in zip(grid, step)) + 1  # flat extent of y's grid there
+    step, span, shifts = _shifts(full, grid, k, dilation)
     w = weight.flatten(2).permute(2, 0, 1)  # (K, C_in, C_out/g): one matrix per offset
     w = w.reshape(-1, groups, c_in // groups, c_out_g).mT  # (K, g, C_out/g, C_in/g)
-    shifts = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
-              for kappa in itertools.product(*map(range, k))]
     spread = y.new_zeros(groups, c_in // groups, span)  # one sample of y, rows run on (zeros)
     grid_view = spread.view(c_in, span).as_strided((c_in, *grid), (span, *step))
     acc = y.new_empty(groups, c_out_g, math.prod(full))  # one padded output sample, flat
@@ -336,11 +340,40 @@ def _conv_transpose(y: Tensor, weight: Tensor, stride, pads: Pairs, dilation, gr
     return z
 
 
+def _weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, pads: Pairs, dilation,
+                         groups: int) -> Tensor:
+    """``gy @ (S x)^T`` for stride 1, one block per kernel offset: ``gy @ (S_kappa x)^T``,
+    with ``S_kappa x`` a shifted slice of the flat padded input (:func:`_conv_shifted`) and
+    ``gy`` spread onto the padded grid, zeros where the rows run on."""
+    n, c_in, *size = x.shape
+    c_out, c_in_g, *k = weight_shape
+    padded = [m + a + b for m, (a, b) in zip(size, pads)]
+    step, span, shifts = _shifts(padded, gy.shape[2:], k, dilation)
+    buffer = x.new_zeros(groups, c_in_g, math.prod(padded))  # one zero-padded sample, flat
+    interior = (slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, pads)))
+    interior = buffer.view(c_in, *padded)[interior]  # (C_in, *n), where the sample goes
+    spread = gy.new_zeros(groups, c_out // groups, span)  # one sample of gy, rows run on
+    grid_view = spread.view(c_out, span).as_strided((c_out, *gy.shape[2:]), (span, *step))
+    gw = x.new_zeros(len(shifts), groups, c_out // groups, c_in_g)  # (K, g, C_out/g, C_in/g)
+    blocks = gw
+    if groups == 1:  # plain 2-d products
+        blocks, spread, buffer = gw[:, 0], spread[0], buffer[0]
+    for i in range(n):
+        interior.copy_(x[i])
+        grid_view.copy_(gy[i])
+        for block, shift in zip(blocks, shifts):  # (g, C_out/g, span) @ (g, span, C_in/g)
+            _add_product_(block, spread, buffer[..., shift:shift + span].mT)
+    return gw.permute(1, 2, 3, 0).reshape(weight_shape)  # (g, C_out/g, C_in/g, K) -> weight
+
+
 def _weight_grad(x: Tensor, gy: Tensor, weight_shape, stride, pads: Pairs, dilation,
                  groups: int) -> Tensor:
     """d<gy, conv(x, w)>/dw = gy @ S(x)^T, summed over the batch: weight-shaped."""
     n, c_out, *out = gy.shape
     _, c_in_g, *k = weight_shape
+    if (all(s == 1 for s in stride) and c_in_g >= SHIFTED_MIN_CHANNELS
+            and not torch.is_grad_enabled()):
+        return _weight_grad_shifted(x, gy, weight_shape, pads, dilation, groups)
     gy = gy.reshape(n, groups, c_out // groups, math.prod(out))  # (N, g, C_out/g, L)
     gw = gy.new_zeros(groups, c_out // groups, c_in_g * math.prod(k))  # (g, C_out/g, C_in/g*K)
     for batch, cols in _column_chunks(x, k, stride, pads, dilation, groups, out):
