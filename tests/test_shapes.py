@@ -46,7 +46,7 @@ def test_sizes_per_dimension_2d_3d():
         F.conv_transpose2d(y, torch.zeros(1, 1, 3, 2), None, (2, 3), (1, 0), (1, 2), 1, (2, 1)).shape[2:]
 
 
-@pytest.mark.parametrize("n, k, dil", itertools.product((4, 5), (1, 2, 3, 4), (1, 2, 3)))
+@pytest.mark.parametrize("n, k, dil", list(itertools.product((4, 5), (1, 2, 3, 4), (1, 2, 3))))
 def test_same_padding_matches_torch(n, k, dil):
     """'same' keeps the size, and the odd zero goes after the input, as in torch."""
     (before, after), = resolve_padding("same", (k,), (1,), (dil,))
