@@ -1,9 +1,14 @@
 """convlib: every convolution as a matrix.
 
-The teaching loops (:func:`corr2d`), the kernel matrix (:func:`kernel_matrix`) and
-the shape arithmetic, backed by tests against :mod:`torch.nn.functional`.
+The teaching loops (:func:`corr2d`), the kernel matrix (:func:`kernel_matrix`), the
+shape arithmetic, and drop-ins for the six :mod:`torch.nn.functional` convolutions
+computed through the factorization ``W = weight @ im2col`` (:mod:`convlib.functional`,
+with layers in :mod:`convlib.nn`), backed by tests against torch.
 """
 
+from . import nn
+from .functional import (col2im, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
+                         conv_transpose3d, im2col)
 from .loops import conv_transpose2d_loop, corr2d, kernel_matrix_loop
 from .matrix import DEFAULT_MAX_DENSE_BYTES, kernel_matrix, kernel_matrix_indices
 from .shapes import conv_output_size, conv_transpose_output_size, resolve_padding
@@ -20,4 +25,13 @@ __all__ = [
     "conv_output_size",
     "conv_transpose_output_size",
     "resolve_padding",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "im2col",
+    "col2im",
+    "nn",
 ]

@@ -1,0 +1,83 @@
+"""Shape arithmetic against the shapes torch actually produces."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convlib import conv_output_size, conv_transpose_output_size, resolve_padding
+from convlib.shapes import as_tuple
+
+GRID = list(itertools.product((1, 4, 7), (1, 2, 3), (1, 2, 3), (0, 1, 2), (1, 2)))  # n, k, s, p, dil
+
+
+@pytest.mark.parametrize("n, k, s, p, dil", GRID)
+def test_conv_output_size_matches_torch(n, k, s, p, dil):
+    x, w = torch.zeros(1, 1, n), torch.zeros(1, 1, k)
+    if n + 2 * p < dil * (k - 1) + 1:
+        assert conv_output_size(n, k, s, p, dil)[0] < 1
+        with pytest.raises(RuntimeError):
+            F.conv1d(x, w, None, s, p, dil)
+        return
+    assert conv_output_size(n, k, s, p, dil) == tuple(F.conv1d(x, w, None, s, p, dil).shape[2:])
+
+
+@pytest.mark.parametrize("n, k, s, p, dil", GRID)
+@pytest.mark.parametrize("op", [0, 1, 2])
+def test_conv_transpose_output_size_matches_torch(n, k, s, p, dil, op):
+    if op >= s and op >= dil:
+        return  # torch refuses; tested in test_errors
+    size = conv_transpose_output_size(n, k, s, p, op, dil)
+    if size[0] < 1:
+        return
+    y = F.conv_transpose1d(torch.zeros(1, 1, n), torch.zeros(1, 1, k), None, s, p, op, 1, dil)
+    assert size == tuple(y.shape[2:])
+
+
+def test_sizes_per_dimension_2d_3d():
+    x, w = torch.zeros(1, 1, 9, 8, 7), torch.zeros(1, 1, 3, 2, 4)
+    s, p, dil = (2, 1, 3), (1, 0, 2), (1, 2, 1)
+    assert conv_output_size((9, 8, 7), (3, 2, 4), s, p, dil) == F.conv3d(x, w, None, s, p, dil).shape[2:]
+    y = torch.zeros(1, 1, 4, 3)
+    assert conv_transpose_output_size((4, 3), (3, 2), (2, 3), (1, 0), (1, 2), (2, 1)) == \
+        F.conv_transpose2d(y, torch.zeros(1, 1, 3, 2), None, (2, 3), (1, 0), (1, 2), 1, (2, 1)).shape[2:]
+
+
+@pytest.mark.parametrize("n, k, dil", list(itertools.product((4, 5), (1, 2, 3, 4), (1, 2, 3))))
+def test_same_padding_matches_torch(n, k, dil):
+    """'same' keeps the size, and the odd zero goes after the input, as in torch."""
+    (before, after), = resolve_padding("same", (k,), (1,), (dil,))
+    assert before + after == dil * (k - 1) and after - before in (0, 1)
+    x, w = torch.randn(1, 1, n, dtype=torch.float64), torch.randn(1, 1, k, dtype=torch.float64)
+    same = F.conv1d(x, w, None, 1, "same", dil)
+    explicit = F.conv1d(F.pad(x, [before, after]), w, None, 1, 0, dil)
+    torch.testing.assert_close(same, explicit)
+    assert conv_output_size(n, k, 1, ((before, after),), dil) == (n,)
+
+
+def test_valid_and_int_padding():
+    assert resolve_padding("valid", (3, 3), (2, 2), (1, 1)) == ((0, 0), (0, 0))
+    assert resolve_padding(2, (3, 3), (1, 1), (1, 1)) == ((2, 2), (2, 2))
+    assert resolve_padding((1, 2), (3, 3), (1, 1), (1, 1)) == ((1, 1), (2, 2))
+
+
+@pytest.mark.parametrize("bad, error", [("same_s2", ValueError), ("full", ValueError), (-1, RuntimeError)])
+def test_resolve_padding_errors(bad, error):
+    stride = (2,) if bad == "same_s2" else (1,)
+    with pytest.raises(error):
+        resolve_padding("same" if bad == "same_s2" else bad, (3,), stride, (1,))
+
+
+def test_as_tuple():
+    assert as_tuple(2, 3, "stride") == (2, 2, 2)
+    assert as_tuple((2,), 3, "stride") == (2, 2, 2)
+    assert as_tuple([1, 2], 2, "stride") == (1, 2)
+    with pytest.raises(ValueError, match="stride"):
+        as_tuple((1, 2), 3, "stride")
+    with pytest.raises(TypeError, match="stride"):
+        as_tuple(1.5, 2, "stride")
+    with pytest.raises(TypeError, match="stride"):
+        as_tuple(True, 2, "stride")
