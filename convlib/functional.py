@@ -168,9 +168,9 @@ def im2col(input: Tensor, kernel_size: IntOrTuple, dilation: IntOrTuple = 1,
           (see :func:`convlib.conv_output_size`).
     """
     d = input.dim() - 2
-    k = _tuple(kernel_size, d, "kernel_size")
-    s, dil = _tuple(stride, d, "stride"), _tuple(dilation, d, "dilation")
-    pads = _resolve_padding(padding, k, s, dil)
+    k = as_tuple(kernel_size, d, "kernel_size")
+    s, dil = as_tuple(stride, d, "stride"), as_tuple(dilation, d, "dilation")
+    pads = resolve_padding(padding, k, s, dil)
     n, c = input.shape[:2]
     return _windows(input, k, s, pads, dil).reshape(n, c * math.prod(k), -1)
 
@@ -198,11 +198,11 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
         - Input: :math:`(N,\; C \prod k,\; \prod n_\text{out})`
         - Output: :math:`(N, C, *n)`
     """
-    size = _tuple(output_size, len(output_size) if not isinstance(output_size, int) else 1,
+    size = as_tuple(output_size, len(output_size) if not isinstance(output_size, int) else 1,
                   "output_size")
     d = len(size)
-    k = _tuple(kernel_size, d, "kernel_size")
-    s, dil, p = (_tuple(v, d, name) for v, name in
+    k = as_tuple(kernel_size, d, "kernel_size")
+    s, dil, p = (as_tuple(v, d, name) for v, name in
                  ((stride, "stride"), (dilation, "dilation"), (padding, "padding")))
     pads = tuple((a, a) for a in p)
     out = conv_output_size(size, k, s, pads, dil)
@@ -459,24 +459,6 @@ class _ConvTranspose(torch.autograd.Function):
 # --------------------------------------------------------------------------------------
 
 
-def _tuple(value, d: int, name: str) -> tuple[int, ...]:
-    """:func:`as_tuple`, with torch's RuntimeError for a wrong length."""
-    try:
-        return as_tuple(value, d, name)
-    except ValueError as e:
-        raise RuntimeError(str(e)) from None
-
-
-def _resolve_padding(padding, k, stride, dilation) -> Pairs:
-    """:func:`resolve_padding`, with torch's RuntimeError for a bad padding string."""
-    try:
-        if not isinstance(padding, str):
-            padding = _tuple(padding, len(k), "padding")
-        return resolve_padding(padding, k, stride, dilation)
-    except ValueError as e:
-        raise RuntimeError(f"padding: {e}") from None
-
-
 def _check_common(fn: str, d: int, input, weight, bias, stride, dilation, groups):
     """Checks shared by conv and conv_transpose; returns (stride, dilation)."""
     for name, t in (("input", input), ("weight", weight)):
@@ -490,7 +472,7 @@ def _check_common(fn: str, d: int, input, weight, bias, stride, dilation, groups
     if weight.dim() != d + 2:
         raise RuntimeError(f"{fn}: expected weight to be {d + 2}-d, but got weight of shape "
                            f"{tuple(weight.shape)}")
-    s, dil = _tuple(stride, d, "stride"), _tuple(dilation, d, "dilation")
+    s, dil = as_tuple(stride, d, "stride"), as_tuple(dilation, d, "dilation")
     if not isinstance(groups, int) or isinstance(groups, bool):
         raise TypeError(f"{fn}: groups must be an int, got {groups!r}")
     if groups <= 0:
@@ -531,7 +513,7 @@ def _conv_nd(d, input, weight, bias, stride, padding, dilation, groups):
                            f"{weight.shape[1] * groups} channels, but got {c_in} channels")
     _check_bias(fn, bias, weight, weight.shape[0])
     k = tuple(weight.shape[2:])
-    pads = _resolve_padding(padding, k, s, dil)
+    pads = resolve_padding(padding, k, s, dil)
     if any(o < 1 for o in conv_output_size(tuple(input.shape[-d:]), k, s, pads, dil)):
         padded = tuple(n + a + b for n, (a, b) in zip(input.shape[-d:], pads))
         span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
@@ -549,7 +531,7 @@ def _conv_transpose_nd(d, input, weight, bias, stride, padding, output_padding, 
     s, dil = _check_common(fn, d, input, weight, bias, stride, dilation, groups)
     if isinstance(padding, str):
         raise TypeError(f"{fn}: padding must be an int or a tuple of {d} ints, got {padding!r}")
-    p, op = _tuple(padding, d, "padding"), _tuple(output_padding, d, "output_padding")
+    p, op = as_tuple(padding, d, "padding"), as_tuple(output_padding, d, "output_padding")
     if any(v < 0 for v in p):
         raise RuntimeError(f"{fn}: negative padding is not supported, got padding={padding!r}")
     if any(v < 0 for v in op):
@@ -649,7 +631,7 @@ _CONV_TRANSPOSE_DOC = r"""Applies a {d}-d transposed convolution, sometimes call
 
     Shape:
         - Output: :math:`(N, C_\text{{out}}, *n_\text{{out}})` with
-          :math:`n_\text{{out}} = (n - 1) s - 2p + \delta (k - 1) + \text{{output\_padding}} + 1`
+          :math:`n_\text{{out}} = (n - 1) s - 2p + \delta (k - 1) + \text{{output padding}} + 1`
           (:func:`convlib.conv_transpose_output_size`).
     """
 

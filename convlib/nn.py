@@ -153,7 +153,7 @@ _CONV_TRANSPOSE_DOC = r"""Applies a {d}-d transposed convolution over an input o
         - Input: :math:`(N, C_\text{{in}}, *n)` or :math:`(C_\text{{in}}, *n)`
         - Output: :math:`(N, C_\text{{out}}, *n_\text{{out}})` or :math:`(C_\text{{out}}, *n_\text{{out}})`, where
           :math:`n_\text{{out}} = (n - 1)\,\text{{stride}} - 2\,\text{{padding}}
-          + \text{{dilation}}\,(k - 1) + \text{{output\_padding}} + 1`.
+          + \text{{dilation}}\,(k - 1) + \text{{output padding}} + 1`.
           ``forward(input, output_size)`` may ask for a size instead of ``output_padding``.
 
     Attributes:

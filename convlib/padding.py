@@ -93,7 +93,7 @@ def padding_matrix(
             ``padding_mode`` of ``torch.nn.Conv2d`` (``F.pad`` calls zeros ``'constant'``).
 
     Returns:
-        A dense matrix of shape :math:`(\prod_i (n_i + p_i^\text{before} + p_i^\text{after}),
+        torch.Tensor: the dense matrix ``P``, of shape :math:`(\prod_i (n_i + p_i^\text{before} + p_i^\text{after}),
         \prod_i n_i)`.
 
     Shape:

@@ -31,7 +31,7 @@ def as_tuple(value: IntOrTuple, d: int, name: str) -> tuple[int, ...]:
 
     Raises:
         TypeError: if ``value`` is neither an int nor a sequence of ints.
-        ValueError: if a sequence has the wrong length.
+        RuntimeError: if a sequence has the wrong length (as torch's convolutions do).
     """
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a tuple of {d} ints, got {value!r}")
@@ -46,7 +46,8 @@ def as_tuple(value: IntOrTuple, d: int, name: str) -> tuple[int, ...]:
     if len(items) == 1:
         return items * d
     if len(items) != d:
-        raise ValueError(f"{name} must have {d} elements for a {d}-d convolution, got {value!r}")
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of {d} values "
+                           f"to match the convolution dimensions, but got {name}={value!r}")
     return items
 
 
@@ -65,8 +66,8 @@ def resolve_padding(
       needed in all; ``t // 2`` go before and the rest after (torch's convention).
 
     Raises:
-        ValueError: for an unknown padding string, or ``'same'`` with a stride other than 1.
-        RuntimeError: for a negative padding (as torch does).
+        RuntimeError: for an unknown padding string, ``'same'`` with a stride other than 1, or
+            a negative padding (the class torch's functional convolutions raise).
     """
     d = len(kernel_size)
     if isinstance(padding, str):
@@ -74,10 +75,11 @@ def resolve_padding(
             return ((0, 0),) * d
         if padding == "same":
             if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
             total = [dil * (k - 1) for k, dil in zip(kernel_size, dilation)]
             return tuple((t // 2, t - t // 2) for t in total)
-        raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+        raise RuntimeError(f"Invalid padding string {padding!r}: padding must be an int, a tuple, "
+                           "'valid' or 'same'")
     pads = as_tuple(padding, d, "padding")
     if any(p < 0 for p in pads):
         raise RuntimeError(f"negative padding is not supported, got padding={padding!r}")

@@ -136,8 +136,6 @@ def test_errors_like_torch(w_shape, n, kwargs):
     assert type(ours.value) is type(theirs.value)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="shapes.resolve_padding raises ValueError for padding strings; torch raises RuntimeError")
 @pytest.mark.parametrize("kwargs", [dict(padding="same", stride=2), dict(padding="full")])
 def test_padding_string_errors_like_torch(kwargs):
     w, x = torch.randn(2, 2, 3, 3), torch.randn(1, 2, 5, 5)

@@ -64,18 +64,20 @@ def test_valid_and_int_padding():
     assert resolve_padding((1, 2), (3, 3), (1, 1), (1, 1)) == ((1, 1), (2, 2))
 
 
-@pytest.mark.parametrize("bad, error", [("same_s2", ValueError), ("full", ValueError), (-1, RuntimeError)])
-def test_resolve_padding_errors(bad, error):
-    stride = (2,) if bad == "same_s2" else (1,)
-    with pytest.raises(error):
-        resolve_padding("same" if bad == "same_s2" else bad, (3,), stride, (1,))
+@pytest.mark.parametrize("padding, stride", [("same", 2), ("full", 1), (-1, 1)])
+def test_resolve_padding_errors_like_torch(padding, stride):
+    """Same exception class as torch's conv1d for the same padding and stride."""
+    with pytest.raises(Exception) as theirs:
+        torch.nn.functional.conv1d(torch.zeros(1, 1, 5), torch.zeros(1, 1, 3), stride=stride, padding=padding)
+    with pytest.raises(type(theirs.value), match="padding"):
+        resolve_padding(padding, (3,), (stride,), (1,))
 
 
 def test_as_tuple():
     assert as_tuple(2, 3, "stride") == (2, 2, 2)
     assert as_tuple((2,), 3, "stride") == (2, 2, 2)
     assert as_tuple([1, 2], 2, "stride") == (1, 2)
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(RuntimeError, match="stride"):  # as torch: "expected stride to be ..."
         as_tuple((1, 2), 3, "stride")
     with pytest.raises(TypeError, match="stride"):
         as_tuple(1.5, 2, "stride")
