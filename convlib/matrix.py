@@ -64,22 +64,17 @@ def kernel_matrix_indices(
     out = conv_output_size(tuple(input_size), k, stride, padding, dilation)
     n_out, n_in, n_k = math.prod(out), math.prod(input_size), math.prod(k)
 
-    # Input position of every (output position o, kernel offset kappa), one dimension at
-    # a time, broadcast to (*out, *k); `flat` is its row-major index into the input.
-    flat = torch.zeros((), dtype=torch.int64, device=device)
-    inside = torch.ones((), dtype=torch.bool, device=device)
-    step = n_in
+    # The row-major input index of output position o and kernel offset kappa is linear in
+    # the position o * s - p + kappa * dilation, so it splits into a part from o (`base`,
+    # the window's corner) and a part from kappa (`offset`): flat = base + offset.
+    base = torch.zeros((), dtype=torch.int64, device=device)
+    offset = torch.zeros((), dtype=torch.int64, device=device)
     for j in range(d):
-        step //= input_size[j]
-        o = torch.arange(out[j], device=device) * stride[j] - padding[j][0]
+        corner = torch.arange(out[j], device=device) * stride[j] - padding[j][0]
         kappa = torch.arange(k[j], device=device) * dilation[j]
-        pos = (o[:, None] + kappa[None, :]).view(
-            [out[j] if i == j else 1 for i in range(d)] + [k[j] if i == j else 1 for i in range(d)]
-        )
-        flat = flat + pos * step
-        inside = inside & (pos >= 0) & (pos < input_size[j])
-    flat = flat.expand(*out, *k).reshape(n_out, n_k)  # (n_out, n_k)
-    inside = inside.expand(*out, *k).reshape(n_out, n_k)  # (n_out, n_k)
+        base = base[..., None] * input_size[j] + corner  # (*out[:j+1])
+        offset = offset[..., None] * input_size[j] + kappa  # (*k[:j+1])
+    flat = base.reshape(n_out, 1) + offset.reshape(1, n_k)  # (n_out, n_k)
 
     # Channels: row (c_out, o), column (g * c_in_g + c, i), value weight[c_out, c, kappa].
     co = torch.arange(c_out, device=device).view(c_out, 1, 1, 1)
@@ -87,12 +82,27 @@ def kernel_matrix_indices(
     first_in_channel = (co // (c_out // groups)) * c_in_g  # (c_out, 1, 1, 1)
     col = (first_in_channel + ci) * n_in + flat[None, :, None, :]  # (c_out, n_out, c_in_g, n_k)
     widx = (co * c_in_g + ci) * n_k + torch.arange(n_k, device=device)  # (c_out, 1, c_in_g, n_k)
-    mask = inside[None, :, None, :].expand(c_out, n_out, c_in_g, n_k)
+    full = (c_out, n_out, c_in_g, n_k)
 
+    if all(p == (0, 0) for p in padding):
+        # Every kernel offset lands inside the input: each row holds the whole kernel.
+        per_row = c_in_g * n_k
+        crow = torch.arange(0, c_out * n_out * per_row + 1, per_row, device=device)
+        return crow, col.reshape(-1), widx.expand(full).reshape(-1)
+
+    # With padding, some offsets land in the zeros: keep those inside in every dimension.
+    inside = torch.ones((), dtype=torch.bool, device=device)
+    for j in range(d):
+        pos = (torch.arange(out[j], device=device)[:, None] * stride[j] - padding[j][0]
+               + torch.arange(k[j], device=device)[None, :] * dilation[j])  # (out_j, k_j)
+        shape = [out[j] if i == j else 1 for i in range(d)] + [k[j] if i == j else 1 for i in range(d)]
+        inside = inside & ((pos >= 0) & (pos < input_size[j])).view(shape)
+    inside = inside.expand(*out, *k).reshape(n_out, n_k)  # (n_out, n_k)
+    mask = inside[None, :, None, :].expand(full)
     per_row = (inside.sum(1) * c_in_g).repeat(c_out)  # (c_out * n_out,)
     crow = torch.zeros(c_out * n_out + 1, dtype=torch.int64, device=device)
     torch.cumsum(per_row, 0, out=crow[1:])
-    return crow, col.expand_as(mask)[mask], widx.expand_as(mask)[mask]
+    return crow, col.expand(full)[mask], widx.expand(full)[mask]
 
 
 def kernel_matrix(
@@ -203,6 +213,12 @@ def kernel_matrix(
         return dense.index_put((rows * shape[1] + col,), values).view(shape)
     if max(shape[1], col.numel()) < 2**31:
         crow, col = crow.to(torch.int32), col.to(torch.int32)
-    with warnings.catch_warnings():  # torch warns once that sparse CSR is "beta"
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
+    return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
+
+
+# torch warns, once per process, that sparse CSR support is "beta". Take that warning here,
+# at import, so that it never lands in a user's output (or in a notebook's stored outputs).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
+    torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.int64), torch.zeros(1, dtype=torch.int64),
+                            torch.zeros(1), size=(1, 1), check_invariants=False)
