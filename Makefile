@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test pytest nbval build browser actionlint serve execute clean venv
+.PHONY: book test pytest nbval build browser actionlint bench serve execute clean venv
 
 venv: $(STAMP)
 
@@ -55,6 +55,11 @@ actionlint:
 	else \
 	  echo "actionlint skipped: it needs Node.js and npm (Debian/Ubuntu: sudo apt-get install nodejs npm)"; \
 	fi
+
+## bench: time the kernel matrix and convlib against PyTorch (CPU, and CUDA when present);
+## writes benchmarks/results.json, which the performance chapter plots
+bench: $(STAMP)
+	$(PY) -m convlib.bench --out benchmarks/results.json
 
 ## execute: re-run every notebook in place and store its outputs (after editing a chapter)
 execute: $(STAMP)

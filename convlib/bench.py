@@ -116,7 +116,7 @@ def case_apply(device, quick, repeats):
     x = torch.randn(n, n, generator=_gen(2)).to(device)
     _progress(f"apply: sparse W @ x on {n}x{n}")
     W = convlib.kernel_matrix(K, (n, n))
-    xv, x4, K4 = x.reshape(-1, 1), x[None, None], K[None, None]
+    xv, x4, K4 = x.flatten(), x[None, None], K[None, None]
     torch.testing.assert_close((W @ xv).reshape(n - 2, n - 2), F.conv2d(x4, K4)[0, 0], rtol=1e-4, atol=1e-4)
     ours = time_call(lambda: W @ xv, device, repeats, min_time=0.05)
     base = time_call(lambda: F.conv2d(x4, K4), device, repeats, min_time=0.05)
@@ -238,7 +238,7 @@ def case_scaling(device, quick, repeats):
     for n in sizes:
         _progress(f"scaling: n = {n}")
         x = torch.randn(n, n, generator=_gen(9)).to(device)
-        x4, K4, xv = x[None, None], K[None, None], x.reshape(-1, 1)
+        x4, K4, xv = x[None, None], K[None, None], x.flatten()
         row = {"n": n, "pixels": n * n}
         row["F.conv2d"] = time_call(lambda: F.conv2d(x4, K4), device, repeats, min_time=0.02)
         row["convlib.conv2d"] = time_call(lambda: convlib.conv2d(x4, K4), device, repeats, min_time=0.02)
