@@ -138,3 +138,27 @@ def test_screenshots(browser, server, name, shot, scheme):
     finally:
         context.close()
     assert not problems, "\n".join(problems)
+
+
+def test_search_finds_a_chapter(browser, server):
+    context, page, problems = visit(browser, server + "search.html?q=Toeplitz")
+    try:
+        page.wait_for_selector("#search-results li", timeout=15_000)
+        hits = page.locator("#search-results li a").evaluate_all("els => els.map(e => e.href)")
+    finally:
+        context.close()
+    assert any("02_kernel_matrix" in h for h in hits), hits
+    assert not problems, "\n".join(problems)
+
+
+def test_chapter_offers_launch_download_and_source_links(browser, server):
+    context, page, problems = visit(browser, server + "book/02_kernel_matrix.html")
+    try:
+        hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)")
+    finally:
+        context.close()
+    assert any(h.startswith("https://mybinder.org/") for h in hrefs), "no Binder launch link"
+    assert any(h.startswith("https://colab.research.google.com/") for h in hrefs), "no Colab link"
+    assert any(h.endswith("_sources/book/02_kernel_matrix.ipynb") for h in hrefs), "no .ipynb download"
+    assert any(h.startswith("https://github.com/") for h in hrefs), "no source repository link"
+    assert not problems, "\n".join(problems)
