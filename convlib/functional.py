@@ -223,6 +223,10 @@ def col2im(input: Tensor, output_size: IntOrTuple, kernel_size: IntOrTuple,
 #: im2col copy (:func:`_conv_shifted`); with fewer, the products would be too thin.
 SHIFTED_MIN_CHANNELS = 64
 
+#: :func:`_conv_shifted` pads about this many bytes of the batch at a time and multiplies
+#: them together, so that each product has enough work for every core yet stays in cache.
+SHIFTED_CHUNK_BYTES = 2 << 20
+
 
 def _add_product_(out: Tensor, a: Tensor, b: Tensor) -> None:
     """``out += a @ b`` in place, for matrices or batches of them (``out`` may be a view)."""
@@ -246,28 +250,33 @@ def _conv_shifted(x: Tensor, weight: Tensor, pads: Pairs, dilation, groups: int)
     With stride 1, ``S_kappa x`` is the padded input shifted by ``kappa * dilation``. Flatten
     the padded input and let each output row run on over the padding to the padded width:
     then ``S_kappa x`` is one contiguous slice of it, a matrix operand as it stands. The
-    extra entries of each row are dropped at the end.
+    extra entries of each row are dropped at the end. A few samples (and all groups) go
+    through each product together, as one batched matrix product.
     """
     n, c_in, *size = x.shape
     c_out, c_in_g, *k = weight.shape
     padded = [m + a + b for m, (a, b) in zip(size, pads)]
     out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
     step, span, shifts = _shifts(padded, out, k, dilation)
-    w = weight.flatten(2).permute(2, 0, 1)  # (K, C_out, C_in/g): one matrix per offset
-    w = w.reshape(-1, groups, c_out // groups, c_in_g)  # (K, g, C_out/g, C_in/g)
-    buffer = x.new_zeros(groups, c_in_g, math.prod(padded))  # one zero-padded sample, flat
-    interior = (slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, pads)))
-    interior = buffer.view(c_in, *padded)[interior]  # (C_in, *n), where the sample goes
-    acc = x.new_empty(groups, c_out // groups, span)  # (g, C_out/g, span)
+    m = max(1, min(n, SHIFTED_CHUNK_BYTES // (c_in * math.prod(padded) * x.element_size())))
+    # one contiguous matrix per kernel offset and group, the same for every sample
+    w = weight.flatten(2).permute(2, 0, 1).reshape(-1, 1, groups, c_out // groups, c_in_g)
+    w = w.contiguous().expand(-1, m, -1, -1, -1).flatten(1, 2)  # (K, m*g, C_out/g, C_in/g)
+    buffer = x.new_zeros(m, c_in, math.prod(padded))  # m zero-padded samples, flat
+    interior = (slice(None), slice(None), *(slice(a, a + s) for s, (a, _) in zip(size, pads)))
+    interior = buffer.view(m, c_in, *padded)[interior]  # (m, C_in, *n), where samples go
+    batched = buffer.view(m * groups, c_in_g, -1)  # (m*g, C_in/g, P)
+    acc = x.new_empty(m * groups, c_out // groups, span)  # (m*g, C_out/g, span)
     y = x.new_empty(n, c_out, *out)
-    if groups == 1:  # plain 2-d products
-        w, buffer, acc = w[:, 0], buffer[0], acc[0]
-    for i in range(n):
-        interior.copy_(x[i])
-        torch.matmul(w[0], buffer[..., shifts[0]:shifts[0] + span], out=acc)
+    for i in range(0, n, m):
+        chunk = x[i:i + m]
+        b = len(chunk) * groups  # the last chunk may be short
+        interior[:len(chunk)].copy_(chunk)
+        torch.bmm(w[0, :b], batched[:b, :, shifts[0]:shifts[0] + span], out=acc[:b])
         for w_kappa, shift in zip(w[1:], shifts[1:]):
-            _add_product_(acc, w_kappa, buffer[..., shift:shift + span])  # (g, C_out/g, span)
-        y[i] = acc.view(c_out, span).as_strided((c_out, *out), (span, *step))  # drop the overrun
+            acc[:b].baddbmm_(w_kappa[:b], batched[:b, :, shift:shift + span])
+        y[i:i + m] = acc[:b].view(len(chunk), c_out, span).as_strided(
+            (len(chunk), c_out, *out), (c_out * span, span, *step))  # drop the overrun
     return y
 
 
@@ -282,7 +291,7 @@ def _conv_transpose_shifted(y: Tensor, weight: Tensor, pads: Pairs, dilation, gr
     full = [o + dl * (kk - 1) + op for o, dl, kk, op in zip(grid, dilation, k, output_padding)]
     step, span, shifts = _shifts(full, grid, k, dilation)
     w = weight.flatten(2).permute(2, 0, 1)  # (K, C_in, C_out/g): one matrix per offset
-    w = w.reshape(-1, groups, c_in // groups, c_out_g).mT  # (K, g, C_out/g, C_in/g)
+    w = w.reshape(-1, groups, c_in // groups, c_out_g).mT.contiguous()  # (K, g, C_out/g, C_in/g)
     spread = y.new_zeros(groups, c_in // groups, span)  # one sample of y, rows run on (zeros)
     grid_view = spread.view(c_in, span).as_strided((c_in, *grid), (span, *step))
     acc = y.new_empty(groups, c_out_g, math.prod(full))  # one padded output sample, flat
