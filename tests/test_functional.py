@@ -413,3 +413,13 @@ def test_conv_transpose_is_a_conv_of_the_dilated_input(d, stride, padding, outpu
     torch.testing.assert_close(
         conv_t(y, w, None, stride, padding, output_padding, groups, dilation),
         conv(dilated, flipped, None, 1, 0, dilation, groups))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_shifted_path_in_chunks_with_a_short_last_one(groups, device, monkeypatch):
+    """Two samples per batched product, five samples: chunks of 2, 2 and 1."""
+    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+    x, w, b = conv_case(2, device, groups=groups, c_in_g=3, c_out_g=2, n=(6, 5), batch=5)
+    sample_bytes = x.shape[1] * 8 * 7 * x.element_size()  # one sample, padded by 1
+    monkeypatch.setattr(convlib.functional, "SHIFTED_CHUNK_BYTES", 2 * sample_bytes)
+    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
