@@ -532,7 +532,7 @@ def _conv_nd(d, input, weight, bias, stride, padding, dilation, groups):
     unbatched = input.dim() == d + 1
     x = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)
     y = _Conv.apply(x, weight, bias, s, pads, dil, groups)  # (N, C_out, *out)
-    return y.squeeze(0) if unbatched else y
+    return y.squeeze(0) if unbatched else _memory_format_like_torch(y, x, weight)
 
 
 def _conv_transpose_nd(d, input, weight, bias, stride, padding, output_padding, groups, dilation):
@@ -566,7 +566,16 @@ def _conv_transpose_nd(d, input, weight, bias, stride, padding, output_padding, 
     y = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)
     pads = tuple((a, a) for a in p)
     z = _ConvTranspose.apply(y, weight, bias, s, pads, dil, groups, op)  # (N, C_out, *out)
-    return z.squeeze(0) if unbatched else z
+    return z.squeeze(0) if unbatched else _memory_format_like_torch(z, y, weight)
+
+
+def _memory_format_like_torch(out: Tensor, input: Tensor, weight: Tensor) -> Tensor:
+    """torch returns a channels-last 2-d result when the input or the weight is channels-last."""
+    cl = torch.channels_last
+    if out.dim() == 4 and any(t.is_contiguous(memory_format=cl) and not t.is_contiguous()
+                              for t in (input, weight)):
+        return out.contiguous(memory_format=cl)
+    return out
 
 
 # --------------------------------------------------------------------------------------

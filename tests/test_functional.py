@@ -423,3 +423,20 @@ def test_conv_shifted_path_in_chunks_with_a_short_last_one(groups, device, monke
     sample_bytes = x.shape[1] * 8 * 7 * x.element_size()  # one sample, padded by 1
     monkeypatch.setattr(convlib.functional, "SHIFTED_CHUNK_BYTES", 2 * sample_bytes)
     assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
+
+
+@pytest.mark.parametrize("which", ["input", "weight"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_channels_last_memory_format_like_torch(which, transposed, device):
+    ours, theirs = ((convlib.conv_transpose2d, F.conv_transpose2d) if transposed
+                    else (convlib.conv2d, F.conv2d))
+    x = make((2, 4, 6, 5), device)
+    w = make((4, 3, 3, 2) if transposed else (3, 4, 3, 2), device)
+    if which == "input":
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        w = w.contiguous(memory_format=torch.channels_last)
+    y = assert_matches_torch(ours, theirs, x, w)
+    expected = theirs(x, w)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        assert y.is_contiguous(memory_format=fmt) == expected.is_contiguous(memory_format=fmt)
