@@ -19,7 +19,6 @@ product too; the third is a sum. ``torch.nn.grad.conv{d}d_input`` and
 
 from __future__ import annotations
 
-import math
 from typing import Sequence, Union
 
 import torch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 
 import pytest
 import torch
@@ -184,7 +183,7 @@ def configs(draw, transposed: bool):
 
 
 def tensors(c, device, transposed=False):
-    d, g = c["d"], c["groups"]
+    g = c["groups"]
     c_in, c_out = g * c["c_in_g"], g * c["c_out_g"]
     lead = () if c["batch"] is None else (c["batch"],)
     x = make(lead + (c_in, *c["n"]), device, seed=1)
