@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test pytest nbval build browser actionlint bench serve execute clean venv
+.PHONY: book test lint pytest nbval build browser actionlint bench serve execute clean venv
 
 venv: $(STAMP)
 
@@ -34,7 +34,11 @@ serve:
 
 ## test: everything: unit and property tests, every notebook with nbval, the strict build,
 ## and every page of the built book opened in headless Chromium
-test: $(STAMP) pytest nbval build browser actionlint
+test: $(STAMP) lint pytest nbval build browser actionlint
+
+## lint: pyflakes-class errors (undefined names, unused imports) in the library and tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check convlib tests tools --select F,E9
 
 pytest: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
