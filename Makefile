@@ -9,11 +9,11 @@ HTML   := _build/html
 
 venv: $(STAMP)
 
-# (Re)install when the requirements or the package metadata change.
-$(STAMP): requirements.txt pyproject.toml
+# (Re)install when the requirements, their pinned versions or the package metadata change.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
