@@ -24,6 +24,7 @@ channel. Multiplying by :math:`W^\top` is the transposed convolution.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import Sequence, Union
 
@@ -143,7 +144,8 @@ def kernel_matrix(
         groups: number of blocked connections from input to output channels.
         sparse: return a sparse CSR tensor (default) or a dense strided one.
         max_dense_bytes: refuse to build a dense matrix larger than this (1 GiB by
-            default); the error says how many bytes it would need.
+            default); the error says how many bytes it would need. A sparse matrix whose
+            construction would not fit in the device's memory is refused the same way.
 
     Returns:
         ``W`` of shape :math:`(C_\text{out} \prod n_\text{out},\; C_\text{in} \prod n)`
@@ -204,6 +206,17 @@ def kernel_matrix(
                 f"{need:,} bytes ({need / 2**30:.2f} GiB), more than max_dense_bytes="
                 f"{max_dense_bytes:,}; use sparse=True or pass a larger max_dense_bytes"
             )
+    # Building the sparse matrix holds, per stored entry at most, an int64 column, an int64
+    # weight index and a value, plus the int64 broadcasts they come from: refuse a build that
+    # could not fit in the device's memory before allocating any of it.
+    entries = shape[0] * c_in_g * math.prod(k)
+    need = entries * (4 * 8 + weight.element_size())
+    if need > _device_memory_bytes(weight.device):
+        raise RuntimeError(
+            f"building the kernel matrix of shape {shape} ({entries:,} stored entries at most) "
+            f"would need about {need:,} bytes ({need / 2**30:.1f} GiB), more than the "
+            f"{weight.device} memory; use a smaller input_size"
+        )
 
     crow, col, widx = kernel_matrix_indices(weight.shape, size, s, pads, dil, groups, weight.device)
     values = weight.reshape(-1)[widx]
@@ -214,6 +227,13 @@ def kernel_matrix(
     if max(shape[1], col.numel()) < 2**31:
         crow, col = crow.to(torch.int32), col.to(torch.int32)
     return torch.sparse_csr_tensor(crow, col, values, size=shape, check_invariants=False)
+
+
+def _device_memory_bytes(device: torch.device) -> int:
+    """Total memory of ``device``: the GPU's, or the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 # torch warns, once per process, that sparse CSR support is "beta". Take that warning here,
