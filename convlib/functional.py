@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shapes import (Padding, as_tuple, conv_output_size, conv_transpose_output_size,
+from .shapes import (IntOrTuple, Padding, as_tuple, conv_output_size, conv_transpose_output_size,
                      resolve_padding)
 
 __all__ = [
@@ -49,7 +49,6 @@ __all__ = [
     "col2im",
 ]
 
-IntOrTuple = Union[int, Sequence[int]]
 Pairs = tuple[tuple[int, int], ...]
 
 

@@ -19,17 +19,16 @@ product too; the third is a sum. ``torch.nn.grad.conv{d}d_input`` and
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .matrix import kernel_matrix
-from .shapes import Padding, as_tuple, conv_output_size, resolve_padding
+from .shapes import IntOrTuple, Padding, as_tuple, conv_output_size, resolve_padding
 
 __all__ = ["conv_input_grad", "conv_weight_grad", "conv_bias_grad"]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 
 def conv_input_grad(

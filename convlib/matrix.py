@@ -70,11 +70,12 @@ def kernel_matrix_indices(
     # the window's corner) and a part from kappa (`offset`): flat = base + offset.
     base = torch.zeros((), dtype=torch.int64, device=device)
     offset = torch.zeros((), dtype=torch.int64, device=device)
+    corners, kappas = [], []
     for j in range(d):
-        corner = torch.arange(out[j], device=device) * stride[j] - padding[j][0]
-        kappa = torch.arange(k[j], device=device) * dilation[j]
-        base = base[..., None] * input_size[j] + corner  # (*out[:j+1])
-        offset = offset[..., None] * input_size[j] + kappa  # (*k[:j+1])
+        corners.append(torch.arange(out[j], device=device) * stride[j] - padding[j][0])
+        kappas.append(torch.arange(k[j], device=device) * dilation[j])
+        base = base[..., None] * input_size[j] + corners[j]  # (*out[:j+1])
+        offset = offset[..., None] * input_size[j] + kappas[j]  # (*k[:j+1])
     flat = base.reshape(n_out, 1) + offset.reshape(1, n_k)  # (n_out, n_k)
 
     # Channels: row (c_out, o), column (g * c_in_g + c, i), value weight[c_out, c, kappa].
@@ -94,8 +95,7 @@ def kernel_matrix_indices(
     # With padding, some offsets land in the zeros: keep those inside in every dimension.
     inside = torch.ones((), dtype=torch.bool, device=device)
     for j in range(d):
-        pos = (torch.arange(out[j], device=device)[:, None] * stride[j] - padding[j][0]
-               + torch.arange(k[j], device=device)[None, :] * dilation[j])  # (out_j, k_j)
+        pos = corners[j][:, None] + kappas[j][None, :]  # (out_j, k_j)
         shape = [out[j] if i == j else 1 for i in range(d)] + [k[j] if i == j else 1 for i in range(d)]
         inside = inside & ((pos >= 0) & (pos < input_size[j])).view(shape)
     inside = inside.expand(*out, *k).reshape(n_out, n_k)  # (n_out, n_k)

@@ -21,11 +21,10 @@ from torch import Tensor
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
 from . import functional as CF
-from .shapes import as_tuple
+from .shapes import IntOrTuple, as_tuple
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
-IntOrTuple = Union[int, Sequence[int]]
 
 
 class _Conv(_ConvNd):
