@@ -2,18 +2,21 @@
 
 The teaching loops (:func:`corr2d`), the kernel matrix (:func:`kernel_matrix`), the
 shape arithmetic, and drop-ins for the six :mod:`torch.nn.functional` convolutions
-computed through the factorization ``W = weight @ im2col`` (:mod:`convlib.functional`,
-with layers in :mod:`convlib.nn`), backed by tests against torch.
+computed through factorizations of the kernel matrix (:mod:`convlib.functional`, with
+layers in :mod:`convlib.nn`), registered as PyTorch operators (:mod:`convlib.ops`) and
+backed by tests against torch.
 """
 
-from . import nn
-from .functional import (col2im, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
-                         conv_transpose3d, im2col)
+from . import backends, nn, ops
+from .functional import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
+                         conv_transpose3d)
 from .loops import conv_transpose2d_loop, corr2d, kernel_matrix_loop
 from .matrix import DEFAULT_MAX_DENSE_BYTES, kernel_matrix, kernel_matrix_indices
-from .shapes import conv_output_size, conv_transpose_output_size, resolve_padding
+from .selection import col2im, im2col
+from .shapes import (Geometry, conv_output_size, conv_transpose_output_size, resolve_padding,
+                     transpose_output_padding)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "corr2d",
@@ -22,8 +25,10 @@ __all__ = [
     "kernel_matrix",
     "kernel_matrix_indices",
     "DEFAULT_MAX_DENSE_BYTES",
+    "Geometry",
     "conv_output_size",
     "conv_transpose_output_size",
+    "transpose_output_padding",
     "resolve_padding",
     "conv1d",
     "conv2d",
@@ -33,5 +38,7 @@ __all__ = [
     "conv_transpose3d",
     "im2col",
     "col2im",
+    "backends",
     "nn",
+    "ops",
 ]

@@ -1,53 +1,76 @@
-"""Shape arithmetic for convolutions: small pure functions, no tensors.
+r"""Shape arithmetic for convolutions: small pure functions, no tensors.
 
-Every hyper-parameter of a ``d``-dimensional convolution is normalized to a tuple of
-``d`` ints here, once, so the rest of the library can index it per dimension.
-Padding is the one exception: it becomes ``d`` pairs ``(before, after)`` because
-``padding='same'`` with an even effective kernel pads one more zero *after* the
-input than before it, exactly as :func:`torch.nn.functional.conv2d` does.
+Every hyper-parameter of a ``d``-dimensional convolution is normalized here, once, into a
+:class:`Geometry`: ``d`` strides, ``d`` pairs ``(before, after)`` of zero padding, ``d``
+dilations, the number of groups and, for a transposed convolution, ``d`` output paddings.
+Padding is a pair because ``padding='same'`` with an even effective kernel pads one more
+zero *after* the input than before it, exactly as :func:`torch.nn.functional.conv2d` does.
+
+Each output size has one function: :func:`conv_output_size` (with its floor),
+:func:`conv_transpose_output_size`, and :func:`transpose_output_padding`, the inverse of the
+floor: which ``output_padding`` takes a transposed convolution back to a given size.
 """
 
 from __future__ import annotations
 
 import math
+import operator
+from dataclasses import dataclass
 from typing import Sequence, Union
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence[int]]
+Pairs = tuple[tuple[int, int], ...]
 
 __all__ = [
+    "Geometry",
+    "as_int",
     "as_tuple",
     "conv_output_size",
     "conv_transpose_output_size",
+    "transpose_output_padding",
     "resolve_padding",
 ]
+
+
+def as_int(value, name: str) -> int:
+    """``value`` as a Python int, accepting what torch accepts for an int argument.
+
+    Python ints, NumPy integers and 0-d integer tensors pass (anything with ``__index__``);
+    ``bool``, floats and tensors of other shapes or dtypes raise :class:`TypeError`, as
+    torch's argument parser does.
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if getattr(value, "dtype", None) is not None and getattr(value, "ndim", 0) != 0:
+        raise TypeError(f"{name} must be an int, got a tensor of shape {tuple(value.shape)}")
+    try:
+        return operator.index(value)
+    except TypeError:  # a 0-d floating tensor has __index__ but refuses it
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
 
 
 def as_tuple(value: IntOrTuple, d: int, name: str) -> tuple[int, ...]:
     """Return ``value`` as a tuple of ``d`` Python ints.
 
-    An int is repeated ``d`` times; a sequence must have exactly ``d`` ints (a
-    sequence of length 1 is repeated, as torch allows for ``stride=(2,)``).
+    An int (or NumPy integer, or 0-d integer tensor) is repeated ``d`` times; a sequence
+    (tuple, list, :class:`torch.Size`) must hold ``d`` of them, or one, which is repeated,
+    as torch allows for ``stride=(2,)``.
 
     Raises:
         TypeError: if ``value`` is neither an int nor a sequence of ints.
         RuntimeError: if a sequence has the wrong length (as torch's convolutions do).
     """
-    if isinstance(value, bool):
+    if hasattr(value, "__index__") and getattr(value, "ndim", 0) == 0:
+        return (as_int(value, name),) * d
+    if not isinstance(value, (tuple, list)):  # torch.Size is a tuple
         raise TypeError(f"{name} must be an int or a tuple of {d} ints, got {value!r}")
-    if isinstance(value, int) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
-        return (int(value),) * d
-    try:
-        items = tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a tuple of {d} ints, got {value!r}") from None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        raise TypeError(f"{name} must be an int or a tuple of {d} ints, got {value!r}")
+    items = tuple(as_int(v, name) for v in value)
     if len(items) == 1:
         return items * d
     if len(items) != d:
         raise RuntimeError(f"expected {name} to be a single integer value or a list of {d} values "
-                           f"to match the convolution dimensions, but got {name}={value!r}")
+                           f"to match the convolution dimensions, but got {name}={list(items)}")
     return items
 
 
@@ -56,7 +79,7 @@ def resolve_padding(
     kernel_size: Sequence[int],
     stride: Sequence[int],
     dilation: Sequence[int],
-) -> tuple[tuple[int, int], ...]:
+) -> Pairs:
     """Padding as ``d`` pairs ``(before, after)`` of zeros added to each spatial dimension.
 
     * an int or tuple ``p``: ``(p, p)`` in each dimension;
@@ -90,7 +113,7 @@ def conv_output_size(
     input_size: IntOrTuple,
     kernel_size: IntOrTuple,
     stride: IntOrTuple = 1,
-    padding: Union[IntOrTuple, Sequence[tuple[int, int]]] = 0,
+    padding: Union[IntOrTuple, Pairs] = 0,
     dilation: IntOrTuple = 1,
 ) -> tuple[int, ...]:
     r"""Spatial output size of a convolution, per dimension.
@@ -101,8 +124,8 @@ def conv_output_size(
                        - \text{dilation}\,(k - 1) - 1}{\text{stride}} \right\rfloor + 1
 
     The floor is there because a window that would hang over the padded input is
-    simply not taken: the last ``(n_padded - span) mod stride`` positions are never
-    the start of a window.
+    simply not taken: the last ``(n_padded - span) mod stride`` positions of the padded
+    input are never read.
 
     Args:
         input_size: ``n`` per dimension (an int for 1-d, or a tuple).
@@ -113,15 +136,14 @@ def conv_output_size(
     Returns:
         A tuple of ints. A non-positive entry means the kernel does not fit.
     """
-    n = as_tuple(input_size, len(input_size) if not isinstance(input_size, int) else 1, "input_size")
+    n = _sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
     s = as_tuple(stride, d, "stride")
     dil = as_tuple(dilation, d, "dilation")
-    pads = _pairs(padding, d)
     return tuple(
         (ni + pb + pa - di * (ki - 1) - 1) // si + 1
-        for ni, ki, si, (pb, pa), di in zip(n, k, s, pads, dil)
+        for ni, ki, si, (pb, pa), di in zip(n, k, s, _pairs(padding, d), dil)
     )
 
 
@@ -129,7 +151,7 @@ def conv_transpose_output_size(
     input_size: IntOrTuple,
     kernel_size: IntOrTuple,
     stride: IntOrTuple = 1,
-    padding: IntOrTuple = 0,
+    padding: Union[IntOrTuple, Pairs] = 0,
     output_padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
 ) -> tuple[int, ...]:
@@ -142,26 +164,128 @@ def conv_transpose_output_size(
 
     This inverts :func:`conv_output_size` only up to the floor there: every
     ``m`` in ``[n_out, n_out + stride - 1]`` convolves down to ``n``, and
-    ``output_padding`` (smaller than the stride or the dilation) picks which one.
+    ``output_padding`` (smaller than the stride or the dilation) picks which one
+    (:func:`transpose_output_padding`). ``padding`` may also be pairs ``(before, after)``.
     """
-    n = as_tuple(input_size, len(input_size) if not isinstance(input_size, int) else 1, "input_size")
+    n = _sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
     s = as_tuple(stride, d, "stride")
-    p = as_tuple(padding, d, "padding")
     op = as_tuple(output_padding, d, "output_padding")
     dil = as_tuple(dilation, d, "dilation")
     return tuple(
-        (ni - 1) * si - 2 * pi + di * (ki - 1) + opi + 1
-        for ni, ki, si, pi, opi, di in zip(n, k, s, p, op, dil)
+        (ni - 1) * si - pb - pa + di * (ki - 1) + opi + 1
+        for ni, ki, si, (pb, pa), opi, di in zip(n, k, s, _pairs(padding, d), op, dil)
     )
 
 
-def _pairs(padding, d: int) -> tuple[tuple[int, int], ...]:
+def transpose_output_padding(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Union[IntOrTuple, Pairs] = 0,
+    dilation: IntOrTuple = 1,
+) -> tuple[int, ...]:
+    r"""The ``output_padding`` that takes a transposed convolution back to ``input_size``.
+
+    A convolution maps every size ``n`` with the same floor in :func:`conv_output_size`
+    to the same output size; its transpose must be told which one to return. The answer
+    is the number of positions of the padded input that the last window does not reach:
+
+    .. math::
+
+        \text{output padding} = (n + p_\text{before} + p_\text{after}
+                                 - \text{dilation}\,(k - 1) - 1) \bmod \text{stride},
+
+    so that ``conv_transpose_output_size(conv_output_size(n, ...), ..., output_padding) == n``.
+    This is what the gradient of a convolution with respect to its input needs, and what
+    ``nn.ConvTranspose2d(...)(y, output_size=...)`` computes.
+    """
+    n = _sizes(input_size, "input_size")
+    d = len(n)
+    k = as_tuple(kernel_size, d, "kernel_size")
+    s = as_tuple(stride, d, "stride")
+    dil = as_tuple(dilation, d, "dilation")
+    return tuple(
+        (ni + pb + pa - di * (ki - 1) - 1) % si
+        for ni, ki, si, (pb, pa), di in zip(n, k, s, _pairs(padding, d), dil)
+    )
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Everything about a convolution but its tensors: the hyper-parameters, normalized.
+
+    Attributes:
+        stride, dilation: ``d`` ints each.
+        padding: ``d`` pairs ``(before, after)`` of zeros around the input of the
+            convolution (for a transposed convolution: of the convolution it transposes,
+            i.e. what it crops off its output).
+        groups: the number of groups.
+        output_padding: ``d`` ints: positions a transposed convolution adds at the end of
+            each dimension (zeros for a convolution).
+    """
+
+    stride: tuple[int, ...]
+    padding: Pairs
+    dilation: tuple[int, ...]
+    groups: int = 1
+    output_padding: tuple[int, ...] = ()
+
+    @property
+    def d(self) -> int:
+        return len(self.stride)
+
+    @property
+    def unit_stride(self) -> bool:
+        return all(s == 1 for s in self.stride)
+
+    @property
+    def padded(self) -> bool:
+        return any(p for pair in self.padding for p in pair)
+
+    def output_size(self, input_size: Sequence[int], kernel_size: Sequence[int]) -> tuple[int, ...]:
+        """Spatial size of the convolution's output (:func:`conv_output_size`)."""
+        return conv_output_size(tuple(input_size), tuple(kernel_size), self.stride, self.padding,
+                                self.dilation)
+
+    def transpose_output_size(self, input_size: Sequence[int],
+                              kernel_size: Sequence[int]) -> tuple[int, ...]:
+        """Spatial size of the transposed convolution's output
+        (:func:`conv_transpose_output_size`, with :attr:`output_padding`)."""
+        return conv_transpose_output_size(tuple(input_size), tuple(kernel_size), self.stride,
+                                          self.padding, self.output_padding or 0, self.dilation)
+
+    def transposed_to(self, input_size: Sequence[int], kernel_size: Sequence[int]) -> Geometry:
+        """The same geometry with the ``output_padding`` that maps this convolution's output
+        back to ``input_size`` (:func:`transpose_output_padding`): the geometry of its
+        input gradient."""
+        op = transpose_output_padding(tuple(input_size), tuple(kernel_size), self.stride,
+                                      self.padding, self.dilation)
+        return Geometry(self.stride, self.padding, self.dilation, self.groups, op)
+
+    # The flat form custom operators take (their schemas allow only lists of ints).
+    def flat(self) -> tuple[list[int], list[int], list[int], int, list[int]]:
+        return (list(self.stride), [p for pair in self.padding for p in pair],
+                list(self.dilation), self.groups, list(self.output_padding or (0,) * self.d))
+
+    @classmethod
+    def from_flat(cls, stride, padding, dilation, groups, output_padding) -> Geometry:
+        pads = tuple((padding[2 * j], padding[2 * j + 1]) for j in range(len(stride)))
+        return cls(tuple(stride), pads, tuple(dilation), groups, tuple(output_padding))
+
+
+def _sizes(size: IntOrTuple, name: str) -> tuple[int, ...]:
+    """A size: one int (1-d) or a sequence of ints."""
+    if hasattr(size, "__index__") and getattr(size, "ndim", 0) == 0:
+        return (as_int(size, name),)
+    return tuple(as_int(v, name) for v in size)
+
+
+def _pairs(padding, d: int) -> Pairs:
     """Accept an int, a tuple of ints, or a tuple of (before, after) pairs."""
-    if not isinstance(padding, int) and len(padding) == d and all(
-        not isinstance(p, int) for p in padding
-    ):
+    if isinstance(padding, (tuple, list)) and len(padding) == d and all(
+            isinstance(p, (tuple, list)) for p in padding):
         return tuple((int(a), int(b)) for a, b in padding)
     return tuple((p, p) for p in as_tuple(padding, d, "padding"))
 

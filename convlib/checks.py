@@ -1,0 +1,157 @@
+"""Argument checking: torch's exception classes, the argument named, before any allocation.
+
+:func:`conv_arguments` turns the arguments of a public convolution into a
+:class:`~convlib.shapes.Geometry`, or raises what :mod:`torch.nn.functional` raises for
+the same call: :class:`TypeError` for an argument of the wrong type, :class:`RuntimeError`
+for a value torch refuses. Nothing is allocated until every check has passed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .shapes import Geometry, as_int, as_tuple, resolve_padding
+
+__all__ = ["conv_arguments", "positive", "check_groups"]
+
+
+def positive(values: tuple[int, ...], name: str, fn: str = "") -> tuple[int, ...]:
+    """Refuse a non-positive stride, dilation or kernel size, as torch does."""
+    if any(v <= 0 for v in values):
+        raise RuntimeError(f"{fn}{': ' if fn else ''}non-positive {name} is not supported, "
+                           f"got {name}={list(values)}")
+    return values
+
+
+def check_groups(groups, fn: str = "") -> int:
+    g = as_int(groups, "groups")
+    if g <= 0:
+        raise RuntimeError(f"{fn}{': ' if fn else ''}non-positive groups is not supported, "
+                           f"got groups={g}")
+    return g
+
+
+def _check_tensors(fn: str, d: int, input, weight, bias) -> None:
+    for name, t in (("input", input), ("weight", weight)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{fn}(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    if bias is not None and not isinstance(bias, Tensor):
+        raise TypeError(f"{fn}(): argument 'bias' must be Tensor or None, not {type(bias).__name__}")
+    if input.dim() not in (d + 1, d + 2):
+        raise RuntimeError(f"{fn}: expected {d + 1}D (unbatched) or {d + 2}D (batched) input, "
+                           f"but got input of size: {list(input.shape)}")
+    if weight.dim() != d + 2:
+        raise RuntimeError(f"{fn}: expected weight to be {d + 2}-dimensional, but got weight of "
+                           f"size {list(weight.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        if t.dtype != input.dtype:
+            raise RuntimeError(f"{fn}: input type ({input.dtype}) and {name} type ({t.dtype}) "
+                               "should be the same")
+        if t.device != input.device:
+            raise RuntimeError(f"{fn}: input and {name} should be on the same device, but got "
+                               f"input on {input.device} and {name} on {t.device}")
+    if not (input.dtype.is_floating_point or input.dtype.is_complex or input.dtype in _INTEGER):
+        raise RuntimeError(f"{fn}: convolution is not implemented for input of dtype {input.dtype}")
+
+
+_INTEGER = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
+def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optional[Tensor],
+                   stride, padding, dilation, groups, output_padding=None) -> Geometry:
+    """Check the arguments of ``conv{d}d`` (``output_padding is None``) or
+    ``conv_transpose{d}d`` and return their :class:`~convlib.shapes.Geometry`.
+
+    Raises:
+        TypeError: an argument of the wrong type (a float stride, a string padding for a
+            transposed convolution, a non-tensor input).
+        RuntimeError: every value torch refuses: wrong dimensions, dtypes or devices that
+            differ, non-positive stride, dilation, groups or kernel size, negative padding,
+            ``padding='same'`` with a stride, an ``output_padding`` not smaller than the
+            stride or the dilation, channels that do not match the weight and groups, a
+            bias of the wrong size, a kernel larger than the padded input, an empty
+            spatial input.
+    """
+    transposed = output_padding is not None
+    _check_tensors(fn, d, input, weight, bias)
+    s = positive(as_tuple(stride, d, "stride"), "stride", fn)
+    dil = as_tuple(dilation, d, "dilation")
+    if any(v <= 0 for v in dil):
+        raise RuntimeError(f"{fn}: dilation should be greater than zero, got dilation={list(dil)}")
+    g = check_groups(groups, fn)
+    k = tuple(weight.shape[2:])
+    if any(v <= 0 for v in k):
+        raise RuntimeError(f"{fn}: kernel size should be greater than zero, but got kernel size "
+                           f"{list(k)} (weight of size {list(weight.shape)})")
+    if transposed:
+        if isinstance(padding, str):
+            raise TypeError(f"{fn}(): argument 'padding' must be tuple of ints, not str")
+        p = as_tuple(padding, d, "padding")
+        if any(v < 0 for v in p):
+            raise RuntimeError(f"{fn}: negative padding is not supported, got padding={list(p)}")
+        pads = tuple((v, v) for v in p)
+        op = as_tuple(output_padding, d, "output_padding")
+        if any(v < 0 for v in op):
+            raise RuntimeError(f"{fn}: negative output_padding is not supported, got "
+                               f"output_padding={list(op)}")
+        if any(o >= a and o >= b for o, a, b in zip(op, s, dil)):
+            raise RuntimeError(f"{fn}: output padding must be smaller than either stride or "
+                               f"dilation, but got output_padding={list(op)}, stride={list(s)}, "
+                               f"dilation={list(dil)}")
+    else:
+        pads, op = resolve_padding(padding, k, s, dil), (0,) * d
+    geometry = Geometry(s, pads, dil, g, op)
+
+    c_in = input.shape[-d - 1]
+    if transposed:
+        if weight.shape[0] < 1 or weight.shape[0] % g:
+            raise RuntimeError(f"{fn}: given groups={g}, expected weight to be at least {g} at "
+                               f"dimension 0 and divisible by {g}, but got weight of size "
+                               f"{list(weight.shape)}")
+        if weight.shape[1] == 0:
+            raise RuntimeError(f"{fn}: non-empty weight tensor expected, but got weight of size "
+                               f"{list(weight.shape)}")
+        if c_in != weight.shape[0]:
+            raise RuntimeError(f"{fn}: given transposed=1, weight of size {list(weight.shape)}, "
+                               f"expected input of size {list(input.shape)} to have "
+                               f"{weight.shape[0]} channels, but got {c_in} channels instead")
+        c_out = weight.shape[1] * g
+    else:
+        if weight.shape[0] < 1 or weight.shape[0] % g:
+            raise RuntimeError(f"{fn}: given groups={g}, expected weight to be at least {g} at "
+                               f"dimension 0 and divisible by {g}, but got weight of size "
+                               f"{list(weight.shape)}")
+        if c_in != weight.shape[1] * g:
+            raise RuntimeError(f"{fn}: given groups={g}, weight of size {list(weight.shape)}, "
+                               f"expected input of size {list(input.shape)} to have "
+                               f"{weight.shape[1] * g} channels, but got {c_in} channels instead")
+        c_out = weight.shape[0]
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != c_out):
+        raise RuntimeError(f"{fn}: given weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {c_out} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+
+    size = tuple(input.shape[-d:])
+    if not transposed:
+        padded = tuple(n + a + b for n, (a, b) in zip(size, pads))
+        span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
+        if any(pn < sp for pn, sp in zip(padded, span)):
+            raise RuntimeError(f"{fn}: calculated padded input size per channel: {padded}. Kernel "
+                               f"size (dilated): {span}. Kernel size can't be greater than the "
+                               f"actual input size")
+    elif any(o < 1 for o in geometry.transpose_output_size(size, k)):
+        raise RuntimeError(f"{fn}: the output size {geometry.transpose_output_size(size, k)} is "
+                           f"too small (input of size {list(input.shape)}, weight of size "
+                           f"{list(weight.shape)}, padding={[a for a, _ in pads]}, "
+                           f"stride={list(s)}, dilation={list(dil)})")
+    batch = input.shape[0] if input.dim() == d + 2 else 1
+    if math.prod(size) == 0 and batch and c_in:
+        raise RuntimeError(f"{fn}: only zero batch or zero channel inputs are supported, but got "
+                           f"input of size {list(input.shape)}")
+    return geometry

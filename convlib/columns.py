@@ -1,0 +1,73 @@
+r"""The im2col forms: each convolution as one matrix product with the columns ``S x``.
+
+With ``M`` the ``(C_out/g, C_in/g * prod(k))`` weight matrix of each group,
+
+* the convolution is :math:`Y = M\,(S x)`,
+* its transpose is :math:`Z = S^\top (M^\top Y)`: the product makes columns and
+  :func:`~convlib.selection.add_windows_` adds them back where they came from,
+* the gradient with respect to the weight is :math:`G\,(S x)^\top`, summed over the batch.
+
+The columns are made a few samples at a time (:func:`~convlib.selection.column_chunks`),
+so they stay in cache between the copy and the product.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .selection import CHUNK_BYTES, add_windows_, column_chunks
+from .shapes import Geometry
+
+__all__ = ["conv_columns", "conv_transpose_columns", "weight_grad_columns"]
+
+
+def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
+    """``M S x``: (N, C_in, *n) -> (N, C_out, *out)."""
+    n, (c_out, _, *k), g = x.shape[0], weight.shape, geometry.groups
+    out = geometry.output_size(x.shape[2:], k)
+    w = weight.reshape(g, c_out // g, -1)  # (g, C_out/g, C_in/g*K)
+    y = x.new_empty(n, g, c_out // g, math.prod(out))  # (N, g, C_out/g, L)
+    for batch, cols in column_chunks(x, k, geometry):  # (m, g, C_in/g*K, L)
+        torch.matmul(w, cols, out=y[batch])  # (m, g, C_out/g, L)
+    return y.view(n, c_out, *out)
+
+
+def conv_transpose_columns(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
+    """``S^T M^T y``: (N, C_in, *n) -> (N, C_out, *out).
+
+    ``geometry.padding`` is that of the convolution being transposed: it is cropped off,
+    and ``geometry.output_padding`` more positions are kept at the end.
+    """
+    n, c_in, *grid = y.shape
+    _, c_out_g, *k = weight.shape
+    g = geometry.groups
+    K, L = math.prod(k), math.prod(grid)
+    w_t = weight.reshape(g, c_in // g, c_out_g * K).mT  # (g, C_out/g*K, C_in/g)
+    y = y.reshape(n, g, c_in // g, L)  # (N, g, C_in/g, L)
+    z = y.new_zeros(n, g * c_out_g, *geometry.transpose_output_size(grid, k))  # (N, C_out, *out)
+    crop = [a for a, _ in geometry.padding]
+    m = max(1, min(n, CHUNK_BYTES // max(1, g * c_out_g * K * L * y.element_size())))
+    buffer = y.new_empty(m, g, c_out_g * K, L)
+    for i in range(0, n, m):  # a few samples at a time, so the columns stay in cache
+        cols = torch.matmul(w_t, y[i:i + m], out=buffer[:min(m, n - i)])  # (m, g, C_out/g*K, L)
+        cols = cols.view(-1, g * c_out_g, *k, *grid)  # (m, C_out, *k, *n)
+        add_windows_(z[i:i + m], cols, geometry.stride, geometry.dilation, crop)  # col2im
+    return z
+
+
+def weight_grad_columns(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
+    """``G (S x)^T`` summed over the batch: the weight-shaped gradient of ``<G, conv(x, w)>``.
+    ``gy`` may have fewer positions than the convolution of ``x`` makes: only its windows
+    are used."""
+    n, c_out, *out = gy.shape
+    _, c_in_g, *k = weight_shape
+    g = geometry.groups
+    gy = gy.reshape(n, g, c_out // g, math.prod(out))  # (N, g, C_out/g, L)
+    gw = gy.new_zeros(g, c_out // g, c_in_g * math.prod(k))  # (g, C_out/g, C_in/g*K)
+    for batch, cols in column_chunks(x, k, geometry, out):  # (m, g, C_in/g*K, L)
+        part = gy[batch] @ cols.mT  # (m, g, C_out/g, C_in/g*K)
+        gw += part.sum(0) if part.shape[0] > 1 else part[0]
+    return gw.view(weight_shape)

@@ -1,0 +1,141 @@
+r"""Stride-1 convolutions without the im2col copy: ``S`` split by kernel offset.
+
+``S x`` stacks one block per kernel offset :math:`\kappa`, so
+
+.. math::
+
+    M\,S x = \sum_\kappa M_\kappa\, S_\kappa x,
+
+with :math:`M_\kappa` the ``(C_out, C_in)`` weights of offset :math:`\kappa`. With stride 1,
+:math:`S_\kappa x` is the padded input shifted by :math:`\kappa \cdot \delta`. Flatten the
+padded input and let each output row run on over the padding to the full padded width:
+then :math:`S_\kappa x` is one contiguous slice of it, a matrix operand as it stands, and
+the convolution is ``prod(k)`` matrix products accumulated into one result. The extra
+entries of each row (the run-on) are dropped at the end.
+
+The transpose and the weight gradient use the same slices. They multiply the run-on
+entries too, so a non-finite value there would leak into entries torch computes as
+finite; :mod:`convlib.backends` uses them only when those values are finite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .shapes import Geometry
+
+__all__ = ["conv_shifted", "conv_transpose_shifted", "weight_grad_shifted"]
+
+#: :func:`conv_shifted` pads about this many bytes of the batch at a time and multiplies
+#: them together, so that each product has enough work for every core yet stays in cache.
+CHUNK_BYTES = 2 << 20
+
+
+def _add_product_(out: Tensor, a: Tensor, b: Tensor) -> None:
+    """``out += a @ b`` in place, for matrices or batches of them (``out`` may be a view)."""
+    (out.addmm_ if a.dim() == 2 else out.baddbmm_)(a, b)
+
+
+def shifts(padded: Sequence[int], out: Sequence[int], k: Sequence[int], dilation):
+    """Geometry of the trick on a flat ``padded`` grid: its strides, the flat extent
+    ``span`` of the ``out`` grid on it, and the flat shift of every kernel offset."""
+    step = [math.prod(padded[j + 1:]) for j in range(len(k))]
+    span = sum((o - 1) * st for o, st in zip(out, step)) + 1
+    offsets = [sum(a * dl * st for a, dl, st in zip(kappa, dilation, step))
+               for kappa in itertools.product(*map(range, k))]
+    return step, span, offsets
+
+
+def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
+    """``M S x`` for stride 1: (N, C_in, *n) -> (N, C_out, *out), no copy of the columns.
+
+    A few samples (and all groups) go through each product together, as one batched
+    matrix product."""
+    n, c_in, *size = x.shape
+    c_out, c_in_g, *k = weight.shape
+    g, dilation = geometry.groups, geometry.dilation
+    padded = [m + a + b for m, (a, b) in zip(size, geometry.padding)]
+    out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
+    step, span, offsets = shifts(padded, out, k, dilation)
+    m = max(1, min(n, CHUNK_BYTES // max(1, c_in * math.prod(padded) * x.element_size())))
+    # one contiguous matrix per kernel offset and group, the same for every sample
+    w = weight.flatten(2).permute(2, 0, 1).reshape(-1, 1, g, c_out // g, c_in_g)
+    w = w.contiguous().expand(-1, m, -1, -1, -1).flatten(1, 2)  # (K, m*g, C_out/g, C_in/g)
+    buffer = x.new_zeros(m, c_in, math.prod(padded))  # m zero-padded samples, flat
+    interior = (slice(None), slice(None), *(slice(a, a + s) for s, (a, _) in zip(size, geometry.padding)))
+    interior = buffer.view(m, c_in, *padded)[interior]  # (m, C_in, *n), where samples go
+    batched = buffer.view(m * g, c_in_g, -1)  # (m*g, C_in/g, P)
+    acc = x.new_empty(m * g, c_out // g, span)  # (m*g, C_out/g, span)
+    y = x.new_empty(n, c_out, *out)
+    for i in range(0, n, m):
+        chunk = x[i:i + m]
+        b = len(chunk) * g  # the last chunk may be short
+        interior[:len(chunk)].copy_(chunk)
+        torch.bmm(w[0, :b], batched[:b, :, offsets[0]:offsets[0] + span], out=acc[:b])
+        for w_kappa, shift in zip(w[1:], offsets[1:]):
+            acc[:b].baddbmm_(w_kappa[:b], batched[:b, :, shift:shift + span])
+        y[i:i + m] = acc[:b].view(len(chunk), c_out, span).as_strided(
+            (len(chunk), c_out, *out), (c_out * span, span, *step))  # drop the run-on
+    return y
+
+
+def conv_transpose_shifted(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
+    """``S^T M^T y`` for stride 1, the transpose of :func:`conv_shifted`: each product
+    ``M_kappa^T @ y`` is added straight into a shifted slice of the flat padded output,
+    so col2im happens inside the matrix products. (N, C_in, *n) -> (N, C_out, *out)."""
+    n, c_in, *grid = y.shape
+    _, c_out_g, *k = weight.shape
+    g, dilation = geometry.groups, geometry.dilation
+    c_out = g * c_out_g
+    full = [o + dl * (kk - 1) + op for o, dl, kk, op in
+            zip(grid, dilation, k, geometry.output_padding)]
+    step, span, offsets = shifts(full, grid, k, dilation)
+    w = weight.flatten(2).permute(2, 0, 1)  # (K, C_in, C_out/g): one matrix per offset
+    w = w.reshape(-1, g, c_in // g, c_out_g).mT.contiguous()  # (K, g, C_out/g, C_in/g)
+    spread = y.new_zeros(g, c_in // g, span)  # one sample of y, rows run on (zeros)
+    grid_view = spread.view(c_in, span).as_strided((c_in, *grid), (span, *step))
+    acc = y.new_empty(g, c_out_g, math.prod(full))  # one padded output sample, flat
+    crop = (slice(None), *(slice(a, f - b) for f, (a, b) in zip(full, geometry.padding)))
+    z = y.new_empty(n, c_out, *(f - a - b for f, (a, b) in zip(full, geometry.padding)))
+    flat = acc[0] if g == 1 else acc
+    if g == 1:  # plain 2-d products
+        w, spread = w[:, 0], spread[0]
+    for i in range(n):
+        grid_view.copy_(y[i])
+        acc.zero_()
+        for w_kappa, shift in zip(w, offsets):
+            _add_product_(flat[..., shift:shift + span], w_kappa, spread)  # (g, C_out/g, span)
+        z[i] = acc.view(c_out, *full)[crop]
+    return z
+
+
+def weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
+    """``G (S x)^T`` for stride 1, one block per kernel offset: ``G (S_kappa x)^T``, with
+    ``S_kappa x`` a shifted slice of the flat padded input (:func:`conv_shifted`) and
+    ``G`` spread onto the padded grid, zeros where the rows run on."""
+    n, c_in, *size = x.shape
+    c_out, c_in_g, *k = weight_shape
+    g = geometry.groups
+    padded = [m + a + b for m, (a, b) in zip(size, geometry.padding)]
+    step, span, offsets = shifts(padded, gy.shape[2:], k, geometry.dilation)
+    buffer = x.new_zeros(g, c_in_g, math.prod(padded))  # one zero-padded sample, flat
+    interior = (slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, geometry.padding)))
+    interior = buffer.view(c_in, *padded)[interior]  # (C_in, *n), where the sample goes
+    spread = gy.new_zeros(g, c_out // g, span)  # one sample of G, rows run on
+    grid_view = spread.view(c_out, span).as_strided((c_out, *gy.shape[2:]), (span, *step))
+    gw = x.new_zeros(len(offsets), g, c_out // g, c_in_g)  # (K, g, C_out/g, C_in/g)
+    blocks = gw
+    if g == 1:  # plain 2-d products
+        blocks, spread, buffer = gw[:, 0], spread[0], buffer[0]
+    for i in range(n):
+        interior.copy_(x[i])
+        grid_view.copy_(gy[i])
+        for block, shift in zip(blocks, offsets):  # (g, C_out/g, span) @ (g, span, C_in/g)
+            _add_product_(block, spread, buffer[..., shift:shift + span].mT)
+    # (K, g, C_out/g, C_in/g) -> (g, C_out/g, C_in/g, K): the weight's own layout
+    return gw.permute(1, 2, 3, 0).reshape(weight_shape).contiguous()
