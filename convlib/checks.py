@@ -143,8 +143,9 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
         span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
         if any(pn < sp for pn, sp in zip(padded, span)):
             raise RuntimeError(f"{fn}: calculated padded input size per channel: {padded}. Kernel "
-                               f"size (dilated): {span}. Kernel size can't be greater than the "
-                               f"actual input size")
+                               f"size (dilated): {span}. Kernel size can't be greater than actual "
+                               f"input size: the kernel (weight) does not fit in the padded input "
+                               f"(input, padding)")
     elif any(o < 1 for o in geometry.transpose_output_size(size, k)):
         raise RuntimeError(f"{fn}: the output size {geometry.transpose_output_size(size, k)} is "
                            f"too small (input of size {list(input.shape)}, weight of size "

@@ -223,8 +223,8 @@ def _weight_grad_vjp(x, gy, g_gw, p: Product, needs):
     gx = ggy = None
     geometry = p.geometry
     if needs[0]:
-        back = Product(geometry.transposed_to(x.shape[2:], p.weight_shape[2:]), p.channels_last)
-        gx = conv_transpose(gy.conj(), g_gw, None, back)
+        back = geometry.transposed_to(x.shape[2:], p.weight_shape[2:], gy.shape[2:])
+        gx = conv_transpose(gy.conj(), g_gw, None, Product(back, p.channels_last))
     if needs[1]:
         ggy = conv(x.conj(), g_gw, None, Product(geometry, p.channels_last))
         ggy = ggy[(Ellipsis, *(slice(0, n) for n in gy.shape[2:]))]

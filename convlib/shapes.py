@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence[int]]
@@ -256,12 +256,18 @@ class Geometry:
         return conv_transpose_output_size(tuple(input_size), tuple(kernel_size), self.stride,
                                           self.padding, self.output_padding or 0, self.dilation)
 
-    def transposed_to(self, input_size: Sequence[int], kernel_size: Sequence[int]) -> Geometry:
-        """The same geometry with the ``output_padding`` that maps this convolution's output
-        back to ``input_size`` (:func:`transpose_output_padding`): the geometry of its
-        input gradient."""
-        op = transpose_output_padding(tuple(input_size), tuple(kernel_size), self.stride,
-                                      self.padding, self.dilation)
+    def transposed_to(self, input_size: Sequence[int], kernel_size: Sequence[int],
+                      output_size: Optional[Sequence[int]] = None) -> Geometry:
+        """The same geometry with the ``output_padding`` that maps an output of
+        ``output_size`` (by default, this convolution's) back to ``input_size``: the
+        geometry of the input gradient (:func:`transpose_output_padding`)."""
+        if output_size is None:
+            op = transpose_output_padding(tuple(input_size), tuple(kernel_size), self.stride,
+                                          self.padding, self.dilation)
+        else:  # fewer windows than the convolution has: the rest of the input is padding
+            op = tuple(n + pb + pa - ((o - 1) * s + dl * (k - 1) + 1) for n, k, o, s, (pb, pa), dl
+                       in zip(input_size, kernel_size, output_size, self.stride, self.padding,
+                              self.dilation))
         return Geometry(self.stride, self.padding, self.dilation, self.groups, op)
 
     # The flat form custom operators take (their schemas allow only lists of ints).

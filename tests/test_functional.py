@@ -74,25 +74,25 @@ def test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, d
 @pytest.mark.parametrize("stride, padding, dilation, groups, bias, batched",
                          [c for c in CONV_GRID if c[0] == 1 and c[4]])
 def test_conv_shifted_path(d, ours, theirs, stride, padding, dilation, groups, bias, batched,
-                           device, monkeypatch):
+                           device):
     """Stride 1 with many channels skips the im2col copy: force that path on small cases."""
-    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
-    test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
+    with convlib.backends.use("shifted"):
+        test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
 
 
 @pytest.mark.parametrize("d, ours, theirs", CONV_TRANSPOSES, ids=["1d", "2d", "3d"])
 @pytest.mark.parametrize("stride, padding, output_padding, dilation, groups, bias, batched",
                          [c for c in TRANSPOSE_GRID if c[0] == 1 and c[5]])
 def test_conv_transpose_shifted_path(d, ours, theirs, stride, padding, output_padding, dilation,
-                                     groups, bias, batched, device, monkeypatch):
+                                     groups, bias, batched, device):
     """Stride 1 with many channels adds the products straight into the output."""
-    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
-    test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, dilation, groups,
-                             bias, batched, device)
+    with convlib.backends.use("shifted"):
+        test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, dilation,
+                                 groups, bias, batched, device)
 
 
 def test_conv_shifted_path_by_default(device):
-    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.functional.SHIFTED_MIN_CHANNELS,
+    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.backends.SHIFTED_MIN_CHANNELS,
                         c_out_g=3, n=(6, 5))
     assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
 
@@ -374,18 +374,22 @@ def test_signature_matches_torch(name):
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2),
                                         (torch.bfloat16, 3e-2)])
 @pytest.mark.parametrize("groups", [1, 2])
-def test_low_precision_shifted_path(dtype, tol, groups, device, monkeypatch):
-    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+def test_low_precision_shifted_path(dtype, tol, groups, device):
     x, w, b = conv_case(2, device, groups=groups, dtype=dtype)
-    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2, groups, grads=False,
-                         rtol=tol, atol=tol)
+    with convlib.backends.use("shifted"):
+        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2, groups, grads=False,
+                             rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_shifted_paths_gradcheck(groups, device, monkeypatch):
-    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
+def test_shifted_paths_gradcheck(groups, device):
     x, w, b = conv_case(2, device, groups, 1, 1, k=(2, 3), n=(4, 5), batch=1)
     args = [t.requires_grad_() for t in (x, w, b)]
+    with convlib.backends.use("shifted"):
+        _gradchecks(args, groups)
+
+
+def _gradchecks(args, groups):
     for fn in (lambda x, w, b: convlib.conv2d(x, w, b, 1, 1, (1, 2), groups),
                lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1, (1, 0), groups, 2)):
         assert torch.autograd.gradcheck(fn, args)
@@ -417,11 +421,11 @@ def test_conv_transpose_is_a_conv_of_the_dilated_input(d, stride, padding, outpu
 @pytest.mark.parametrize("groups", [1, 2])
 def test_conv_shifted_path_in_chunks_with_a_short_last_one(groups, device, monkeypatch):
     """Two samples per batched product, five samples: chunks of 2, 2 and 1."""
-    monkeypatch.setattr(convlib.functional, "SHIFTED_MIN_CHANNELS", 1)
     x, w, b = conv_case(2, device, groups=groups, c_in_g=3, c_out_g=2, n=(6, 5), batch=5)
     sample_bytes = x.shape[1] * 8 * 7 * x.element_size()  # one sample, padded by 1
-    monkeypatch.setattr(convlib.functional, "SHIFTED_CHUNK_BYTES", 2 * sample_bytes)
-    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
+    monkeypatch.setattr(convlib.shifted, "CHUNK_BYTES", 2 * sample_bytes)
+    with convlib.backends.use("shifted"):
+        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
 
 
 @pytest.mark.parametrize("which", ["input", "weight"])
