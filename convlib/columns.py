@@ -13,15 +13,16 @@ so they stay in cache between the copy and the product.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
 from torch import Tensor
 
-from .selection import CHUNK_BYTES, add_windows_, column_chunks
+from .selection import CHUNK_BYTES, add_windows_, column_chunks, tap_slices
 from .shapes import Geometry
 
-__all__ = ["conv_columns", "conv_transpose_columns", "weight_grad_columns"]
+__all__ = ["conv_columns", "conv_transpose_columns", "weight_grad_columns", "weight_grad_taps"]
 
 
 def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
@@ -70,4 +71,24 @@ def weight_grad_columns(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry)
     for batch, cols in column_chunks(x, k, geometry, out):  # (m, g, C_in/g*K, L)
         part = gy[batch] @ cols.mT  # (m, g, C_out/g, C_in/g*K)
         gw += part.sum(0) if part.shape[0] > 1 else part[0]
+    return gw.view(weight_shape)
+
+
+def weight_grad_taps(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
+    """``G (S x)^T`` one kernel offset at a time, over only the windows whose tap lands
+    inside ``x``: the products with padding zeros are not made. (The weight gradient of a
+    transposed convolution is this one: its "padding" is what it crops, and torch makes no
+    products with it, so a non-finite value of ``G`` there must not turn into NaN.)"""
+    n, c_out, *out = gy.shape
+    _, c_in_g, *k = weight_shape
+    g = geometry.groups
+    crop = [a for a, _ in geometry.padding]
+    gw = gy.new_zeros(g, c_out // g, c_in_g, math.prod(k))  # (g, C_out/g, C_in/g, K)
+    for i, kappa in enumerate(itertools.product(*map(range, k))):
+        windows, positions = tap_slices(kappa, geometry.dilation, geometry.stride, out,
+                                        x.shape[2:], crop)
+        a = gy[(Ellipsis, *windows)].reshape(n, g, c_out // g, -1)  # (N, g, C_out/g, L_kappa)
+        b = x[(Ellipsis, *positions)].reshape(n, g, c_in_g, -1)  # (N, g, C_in/g, L_kappa)
+        if a.shape[-1]:
+            gw[..., i] = (a @ b.mT).sum(0)
     return gw.view(weight_shape)

@@ -10,6 +10,7 @@ for torch's own convolutions. No torch convolution operator runs, forward or bac
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Optional
 
 import torch
@@ -43,6 +44,28 @@ def _autocast(*tensors: Optional[Tensor]):
                  and t.dtype != torch.float64 else t for t in tensors)
 
 
+def _parts(t: Tensor) -> tuple[Tensor, Tensor]:
+    """Real and imaginary parts as views of one real tensor, so that their gradients meet
+    in it (the same views torch takes)."""
+    t = torch.view_as_real(t.resolve_conj())
+    return t.select(-1, 0), t.select(-1, 1)
+
+
+def _gauss(product, x: Tensor, weight: Tensor, bias: Optional[Tensor], p: ops.Product) -> Tensor:
+    """A complex product from three real ones, as torch computes complex convolutions
+    (Gauss's trick): with ``a = W(w_r) x_r``, ``b = W(w_i) x_i`` and
+    ``c = W(w_r + w_i) (x_r + x_i)``, the result is ``a - b + i (c - a - b)``. Written the
+    same way, its values, its NaNs and Infs and (through autograd) its gradients are
+    torch's."""
+    xr, xi = _parts(x)
+    wr, wi = _parts(weight)
+    br, bi = (None, None) if bias is None else _parts(bias)
+    a = product(xr, wr, br, p)
+    b = product(xi, wi, None, p)
+    c = product(xr + xi, wr + wi, None if bias is None else br + bi, p)
+    return a - b + 1j * (c - a - b)
+
+
 @contextlib.contextmanager
 def _concrete_shapes():
     """Under :func:`torch.jit.trace`, sizes are traced tensors; the checks and the geometry
@@ -66,8 +89,9 @@ def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Ten
     with _concrete_shapes():
         geometry = checks.conv_arguments(f"conv{d}d", d, input, weight, bias, stride, padding,
                                          dilation, groups)
-        cl = not unbatched and backends.output_memory_format(x, weight) != torch.contiguous_format
-    y = ops.conv(x, weight, bias, ops.Product(geometry, cl))  # (N, C_out, *out)
+        cl = backends.output_memory_format(x, weight, geometry) != torch.contiguous_format
+    product = functools.partial(_gauss, ops.conv) if x.is_complex() else ops.conv
+    y = product(x, weight, bias, ops.Product(geometry, cl))  # (N, C_out, *out)
     return y.squeeze(0) if unbatched else y
 
 
@@ -79,8 +103,9 @@ def _conv_transpose(d: int, input, weight, bias, stride, padding, output_padding
     with _concrete_shapes():
         geometry = checks.conv_arguments(f"conv_transpose{d}d", d, input, weight, bias, stride,
                                          padding, dilation, groups, output_padding)
-        cl = not unbatched and backends.output_memory_format(y, weight) != torch.contiguous_format
-    z = ops.conv_transpose(y, weight, bias, ops.Product(geometry, cl))  # (N, C_out, *out)
+        cl = backends.output_memory_format(y, weight, geometry) != torch.contiguous_format
+    product = functools.partial(_gauss, ops.conv_transpose) if y.is_complex() else ops.conv_transpose
+    z = product(y, weight, bias, ops.Product(geometry, cl))  # (N, C_out, *out)
     return z.squeeze(0) if unbatched else z
 
 

@@ -42,33 +42,35 @@ __all__ = ["conv", "conv_transpose", "weight_grad", "Product", "IMPLEMENTATIONS"
 @dataclass(frozen=True)
 class Product:
     """The non-tensor arguments of one product: its geometry, whether the result is
-    channels-last, and (for the weight gradient) the weight's shape."""
+    channels-last, and for the weight gradient the weight's shape and whether it makes no
+    products with the padding (:func:`convlib.backends.conv_weight_grad`)."""
 
     geometry: Geometry
     channels_last: bool = False
     weight_shape: tuple[int, ...] = ()
+    skip_padding: bool = False
 
     @property
     def memory_format(self) -> torch.memory_format:
         if not self.channels_last:
             return torch.contiguous_format
-        return torch.channels_last if self.geometry.d == 2 else torch.channels_last_3d
+        return torch.channels_last_3d if self.geometry.d == 3 else torch.channels_last
 
     def flat(self) -> tuple:
         return (*self.geometry.flat(), self.channels_last)
 
     @classmethod
     def from_flat(cls, stride, padding, dilation, groups, output_padding, channels_last,
-                  weight_shape=()) -> Product:
+                  weight_shape=(), skip_padding=False) -> Product:
         return cls(Geometry.from_flat(stride, padding, dilation, groups, output_padding),
-                   channels_last, tuple(weight_shape))
+                   channels_last, tuple(weight_shape), skip_padding)
 
 
 def _gradient_layout(a: Tensor, b: Tensor, p: Product) -> Product:
     """The product that computes a gradient: torch's gradients are channels-last when the
     forward was, except for complex tensors (:func:`convlib.backends.output_memory_format`)."""
     cl = p.channels_last and not a.dtype.is_complex
-    return Product(p.geometry, cl, p.weight_shape)
+    return Product(p.geometry, cl, p.weight_shape, p.skip_padding)
 
 
 # --------------------------------------------------------------------------------------
@@ -104,10 +106,10 @@ def _conv_transpose_op(y: Tensor, weight: Tensor, bias: Optional[Tensor], stride
 @torch.library.custom_op("convlib::conv_weight_grad", mutates_args=())
 def _weight_grad_op(x: Tensor, grad_output: Tensor, weight_size: List[int], stride: List[int],
                     padding: List[int], dilation: List[int], groups: int,
-                    output_padding: List[int], channels_last: bool) -> Tensor:
+                    output_padding: List[int], channels_last: bool, skip_padding: bool) -> Tensor:
     p = Product.from_flat(stride, padding, dilation, groups, output_padding, channels_last)
     return _eager(backends.conv_weight_grad)(x, grad_output, tuple(weight_size), p.geometry,
-                                             p.memory_format)
+                                             p.memory_format, skip_padding)
 
 
 #: The Python function behind each operator, for tools that want to look inside one
@@ -122,8 +124,8 @@ IMPLEMENTATIONS = {
 def _empty(like: Tensor, shape, channels_last: bool) -> Tensor:
     fmt = torch.contiguous_format
     if channels_last:
-        fmt = torch.channels_last if len(shape) == 4 else torch.channels_last_3d
-    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=fmt)
+        fmt = torch.channels_last_3d if len(shape) == 5 else torch.channels_last
+    return backends.laid_out(torch.empty(shape, dtype=like.dtype, device=like.device), fmt)
 
 
 @_conv_op.register_fake
@@ -143,7 +145,7 @@ def _(y, weight, bias, stride, padding, dilation, groups, output_padding, channe
 
 @_weight_grad_op.register_fake
 def _(x, grad_output, weight_size, stride, padding, dilation, groups, output_padding,
-      channels_last):
+      channels_last, skip_padding):
     return _empty(grad_output, tuple(weight_size), channels_last)
 
 
@@ -174,7 +176,8 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], p: Product
 def weight_grad(x: Tensor, gy: Tensor, p: Product) -> Tensor:
     """``G (S x)^T`` summed over the batch, of shape ``p.weight_shape``."""
     if _traced():
-        return torch.ops.convlib.conv_weight_grad(x, gy, list(p.weight_shape), *p.flat())
+        return torch.ops.convlib.conv_weight_grad(x, gy, list(p.weight_shape), *p.flat(),
+                                                  p.skip_padding)
     return _WeightGradFunction.apply(x, gy, None, p)
 
 
@@ -185,6 +188,15 @@ def weight_grad(x: Tensor, gy: Tensor, p: Product) -> Tensor:
 
 def _sum_positions(g: Tensor) -> Tensor:
     return g.sum([0, *range(2, g.dim())])
+
+
+def _first(t: Tensor, like: Tensor, p: Product) -> Tensor:
+    """The first windows of ``t``, as many as ``like`` has (an ``output_padding`` not
+    smaller than the stride makes a transposed convolution add windows), laid out anew."""
+    if t.shape[2:] == like.shape[2:]:
+        return t
+    t = t[(Ellipsis, *(slice(0, n) for n in like.shape[2:]))]
+    return backends.laid_out(t, p.memory_format)
 
 
 def _conv_vjp(x, w, gy, p: Product, needs):
@@ -209,10 +221,14 @@ def _conv_transpose_vjp(y, w, gz, p: Product, needs):
     q = _gradient_layout(y, w, p)
     gy = gw = gb = None
     if needs[0]:  # a convolution; output_padding >= stride adds windows: keep y's
-        gy = conv(gz, w.conj(), None, Product(q.geometry, q.channels_last))
-        gy = gy[(Ellipsis, *(slice(0, n) for n in y.shape[2:]))]
+        gy = _first(conv(gz, w.conj(), None, Product(q.geometry, q.channels_last)), y, q)
     if needs[1]:  # the weight gradient with the roles of input and output swapped
-        gw = weight_grad(gz, y.conj(), Product(q.geometry, q.channels_last, tuple(w.shape)))
+        # as torch's kernel does (see backends.conv_weight_grad): oneDNN's, which it uses for
+        # this gradient in 1-d and 2-d, without groups or dilation
+        g = q.geometry
+        skip = (y.dim() <= 4 and g.groups == 1 and all(dl == 1 for dl in g.dilation)
+                and backends.torch_uses_onednn(y, w, g))
+        gw = weight_grad(gz, y.conj(), Product(q.geometry, q.channels_last, tuple(w.shape), skip))
     if needs[2]:
         gb = _sum_positions(gz)
     return gy, gw, gb
@@ -226,8 +242,7 @@ def _weight_grad_vjp(x, gy, g_gw, p: Product, needs):
         back = geometry.transposed_to(x.shape[2:], p.weight_shape[2:], gy.shape[2:])
         gx = conv_transpose(gy.conj(), g_gw, None, Product(back, p.channels_last))
     if needs[1]:
-        ggy = conv(x.conj(), g_gw, None, Product(geometry, p.channels_last))
-        ggy = ggy[(Ellipsis, *(slice(0, n) for n in gy.shape[2:]))]
+        ggy = _first(conv(x.conj(), g_gw, None, Product(geometry, p.channels_last)), gy, p)
     return gx, ggy, None
 
 
@@ -292,7 +307,7 @@ def _weight_grad_batch_rule(B, in_dims, x, gy, _, p: Product):
     g = p.geometry
     shape = (B * p.weight_shape[0], *p.weight_shape[1:])
     q = Product(Geometry(g.stride, g.padding, g.dilation, B * g.groups, g.output_padding),
-                p.channels_last, shape)
+                p.channels_last, shape, p.skip_padding)
     return weight_grad(x, gy, q).unflatten(0, (B, -1)), 0
 
 
@@ -354,8 +369,8 @@ def _parse_product(args):
 
 
 def _parse_weight_grad(args):
-    x, gy, weight_size, *flat = args
-    return x, gy, None, Product.from_flat(*flat, weight_shape=weight_size)
+    x, gy, weight_size, *flat, skip_padding = args
+    return x, gy, None, Product.from_flat(*flat, weight_shape=weight_size, skip_padding=skip_padding)
 
 
 _ConvFunction = _register(
@@ -368,6 +383,7 @@ _ConvTransposeFunction = _register(
     _conv_transpose_vjp, _conv_transpose_jvp, _batch_rule(conv_transpose), _parse_product)
 _WeightGradFunction = _register(
     "_WeightGradFunction", _weight_grad_op,
-    lambda x, gy, _, p: torch.ops.convlib.conv_weight_grad(x, gy, list(p.weight_shape), *p.flat()),
+    lambda x, gy, _, p: torch.ops.convlib.conv_weight_grad(x, gy, list(p.weight_shape), *p.flat(),
+                                                           p.skip_padding),
     _weight_grad_vjp, _weight_grad_jvp, _weight_grad_batch_rule, _parse_weight_grad)
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from .shapes import Geometry, IntOrTuple, Padding, Pairs, as_tuple, conv_output_size, resolve_padding
 
-__all__ = ["im2col", "col2im", "windows", "add_windows_", "column_chunks", "pad"]
+__all__ = ["im2col", "col2im", "windows", "add_windows_", "tap_slices", "column_chunks", "pad"]
 
 
 def pad(x: Tensor, padding: Pairs) -> Tensor:
@@ -48,6 +48,22 @@ def windows(x: Tensor, k: Sequence[int], stride: Sequence[int], padding: Pairs,
     return x.permute(0, 1, *range(2 + d, 2 + 2 * d), *range(2, 2 + d))  # (N, C, *k, *out)
 
 
+def tap_slices(kappa: Sequence[int], dilation: Sequence[int], stride: Sequence[int],
+               out: Sequence[int], size: Sequence[int], crop: Sequence[int]):
+    """Where kernel offset ``kappa`` meets an array of ``size`` that starts ``crop``
+    positions into the padded input: ``(windows, positions)``, per dimension a slice of the
+    ``out`` windows whose tap lands inside the array, and the strided slice of the array
+    positions they land on (the same number of each)."""
+    windows, positions = [], []
+    for a, dl, s, o, n, c in zip(kappa, dilation, stride, out, size, crop):
+        start = a * dl - c  # window w lands on start + w * s
+        lo = max(0, -(start // s))
+        hi = max(lo, min(o, (n - 1 - start) // s + 1))
+        windows.append(slice(lo, hi))
+        positions.append(slice(start + lo * s, start + (hi - 1) * s + 1, s) if hi > lo else slice(0, 0))
+    return windows, positions
+
+
 def add_windows_(x: Tensor, cols: Tensor, stride: Sequence[int], dilation: Sequence[int],
                  crop: Sequence[int]) -> Tensor:
     """The transpose of :func:`windows`: add the windows ``cols`` ``(N, C, *k, *out)`` back
@@ -57,13 +73,7 @@ def add_windows_(x: Tensor, cols: Tensor, stride: Sequence[int], dilation: Seque
     d = x.dim() - 2
     k, out, size = cols.shape[2:2 + d], cols.shape[2 + d:], x.shape[2:]
     for kappa in itertools.product(*map(range, k)):
-        src, dst = [], []
-        for a, dl, s, o, n, c in zip(kappa, dilation, stride, out, size, crop):
-            start = a * dl - c  # window o lands on start + o * s
-            lo, hi = max(0, -(start // s)), min(o, (n - 1 - start) // s + 1)  # inside x
-            hi = max(lo, hi)
-            src.append(slice(lo, hi))
-            dst.append(slice(start + lo * s, start + (hi - 1) * s + 1, s) if hi > lo else slice(0, 0))
+        src, dst = tap_slices(kappa, dilation, stride, out, size, crop)
         x[(Ellipsis, *dst)] += cols[(slice(None), slice(None), *kappa, *src)]
     return x
 
