@@ -2,8 +2,10 @@
 
 :func:`conv_arguments` turns the arguments of a public convolution into a
 :class:`~convlib.shapes.Geometry`, or raises what :mod:`torch.nn.functional` raises for
-the same call: :class:`TypeError` for an argument of the wrong type, :class:`RuntimeError`
-for a value torch refuses. Nothing is allocated until every check has passed.
+the same call: :class:`TypeError` for an argument of the wrong type (checked first, as
+torch's argument parser does), :class:`NotImplementedError` for a dtype torch does not
+compute in, :class:`RuntimeError` for a value torch refuses. Nothing is allocated until
+every check has passed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .shapes import Geometry, as_int, as_tuple, resolve_padding
+from .shapes import Geometry, as_int, as_tuple, check_int_or_ints, resolve_padding
 
 __all__ = ["conv_arguments", "positive", "check_groups"]
 
@@ -35,32 +37,68 @@ def check_groups(groups, fn: str = "") -> int:
     return g
 
 
-def _check_tensors(fn: str, d: int, input, weight, bias) -> None:
+def _check_types(fn: str, input, weight, bias, stride, padding, dilation, groups,
+                 output_padding) -> None:
+    """Every argument's type, before any value (torch's argument parser comes first)."""
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{fn}(): argument '{name}' must be Tensor, not {type(t).__name__}")
     if bias is not None and not isinstance(bias, Tensor):
         raise TypeError(f"{fn}(): argument 'bias' must be Tensor or None, not {type(bias).__name__}")
-    if input.dim() not in (d + 1, d + 2):
-        raise RuntimeError(f"{fn}: expected {d + 1}D (unbatched) or {d + 2}D (batched) input, "
-                           f"but got input of size: {list(input.shape)}")
-    if weight.dim() != d + 2:
-        raise RuntimeError(f"{fn}: expected weight to be {d + 2}-dimensional, but got weight of "
-                           f"size {list(weight.shape)}")
+    check_int_or_ints(stride, "stride")
+    check_int_or_ints(dilation, "dilation")
+    as_int(groups, "groups")
+    if output_padding is not None:
+        if isinstance(padding, str):
+            raise TypeError(f"{fn}(): argument 'padding' must be tuple of ints, not str")
+        check_int_or_ints(output_padding, "output_padding")
+    if not isinstance(padding, str):
+        check_int_or_ints(padding, "padding")
+
+
+#: integer dtypes torch's CPU convolutions compute in (its transposed ones: int64 only)
+_INTEGER = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
+def _check_dtypes(fn: str, input: Tensor, weight: Tensor, bias, transposed: bool,
+                  check_bias: bool) -> None:
+    """Same dtype and device for input, weight and bias, and a dtype torch computes in.
+
+    torch skips the dtype checks for an empty input (no kernel runs), except that a
+    complex input needs a complex weight; some of its kernels never look at the bias's
+    dtype (``check_bias`` False: convlib then adds the bias in the input's dtype, as they
+    do)."""
+    if input.is_complex() and not weight.is_complex():
+        raise RuntimeError(f"{fn}: input type ({input.dtype}) and weight type ({weight.dtype}) "
+                           "should be the same")
     for name, t in (("weight", weight), ("bias", bias)):
-        if t is None:
-            continue
-        if t.dtype != input.dtype:
-            raise RuntimeError(f"{fn}: input type ({input.dtype}) and {name} type ({t.dtype}) "
-                               "should be the same")
-        if t.device != input.device:
+        if t is not None and t.device != input.device:
             raise RuntimeError(f"{fn}: input and {name} should be on the same device, but got "
                                f"input on {input.device} and {name} on {t.device}")
-    if not (input.dtype.is_floating_point or input.dtype.is_complex or input.dtype in _INTEGER):
-        raise RuntimeError(f"{fn}: convolution is not implemented for input of dtype {input.dtype}")
+    for name, t in (("weight", weight if input.numel() else None),
+                    ("bias", bias if check_bias else None)):
+        if t is not None and t.dtype != input.dtype:
+            raise RuntimeError(f"{fn}: input type ({input.dtype}) and {name} type ({t.dtype}) "
+                               "should be the same")
+    dtype = input.dtype
+    if input.numel() and not (dtype.is_floating_point or dtype.is_complex or dtype == torch.int64
+            or (dtype in _INTEGER and not transposed)):
+        raise NotImplementedError(f"{fn}: not implemented for input of dtype {dtype}")
 
 
-_INTEGER = (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64)
+def bias_dtype_checked(transposed: bool, string_padding: bool, input: Tensor, weight: Tensor,
+                       geometry: Geometry) -> bool:
+    """Whether torch refuses a bias whose dtype is not the input's: always in a 3-d
+    transposed convolution and with an int padding; with ``padding='same'`` or ``'valid'``
+    and in 1-d and 2-d transposed convolutions only when oneDNN computes it (torch's other
+    kernels add the bias in the input's dtype)."""
+    from .backends import torch_uses_onednn  # checks come before the kernels
+    if (transposed or string_padding) and input.numel() == 0:
+        return False  # nothing is computed
+    if (transposed and weight.dim() == 5) or (not transposed and not string_padding):
+        return True
+    x = input if input.dim() == weight.dim() else input.unsqueeze(0)
+    return torch_uses_onednn(x, weight, geometry)
 
 
 def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optional[Tensor],
@@ -70,28 +108,39 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
 
     Raises:
         TypeError: an argument of the wrong type (a float stride, a string padding for a
-            transposed convolution, a non-tensor input).
+            transposed convolution, a non-tensor input). These come first, as in torch.
+        NotImplementedError: a dtype torch does not compute in (bool; integers other than
+            int64 for a transposed convolution).
         RuntimeError: every value torch refuses: wrong dimensions, dtypes or devices that
             differ, non-positive stride, dilation, groups or kernel size, negative padding,
             ``padding='same'`` with a stride, an ``output_padding`` not smaller than the
             stride or the dilation, channels that do not match the weight and groups, a
             bias of the wrong size, a kernel larger than the padded input, an empty
             spatial input.
+        IndexError: a kernel with a zero size on an empty input (torch's own quirk).
     """
     transposed = output_padding is not None
-    _check_tensors(fn, d, input, weight, bias)
+    _check_types(fn, input, weight, bias, stride, padding, dilation, groups, output_padding)
+    if input.dim() not in (d + 1, d + 2):
+        raise RuntimeError(f"{fn}: expected {d + 1}D (unbatched) or {d + 2}D (batched) input, "
+                           f"but got input of size: {list(input.shape)}")
+    if weight.dim() != d + 2:
+        raise RuntimeError(f"{fn}: expected weight to be {d + 2}-dimensional, but got weight of "
+                           f"size {list(weight.shape)}")
     s = positive(as_tuple(stride, d, "stride"), "stride", fn)
     dil = as_tuple(dilation, d, "dilation")
-    if any(v <= 0 for v in dil):
+    k = tuple(weight.shape[2:])
+    # torch's quirks: an empty input skips this check, and a transposed convolution skips it
+    # in 1-d and 2-d where the kernel has one tap (the dilation does not matter there)
+    if any(v < 0 for v in dil) or (input.numel() and any(
+            v == 0 and not (transposed and d <= 2 and kk == 1) for v, kk in zip(dil, k))):
         raise RuntimeError(f"{fn}: dilation should be greater than zero, got dilation={list(dil)}")
     g = check_groups(groups, fn)
-    k = tuple(weight.shape[2:])
-    if any(v <= 0 for v in k):
-        raise RuntimeError(f"{fn}: kernel size should be greater than zero, but got kernel size "
-                           f"{list(k)} (weight of size {list(weight.shape)})")
+    empty_kernel = f"{fn}: kernel size should be greater than zero, but got kernel size " \
+                   f"{list(k)} (weight of size {list(weight.shape)})"
+    if any(v <= 0 for v in k) and input.numel():
+        raise RuntimeError(empty_kernel)
     if transposed:
-        if isinstance(padding, str):
-            raise TypeError(f"{fn}(): argument 'padding' must be tuple of ints, not str")
         p = as_tuple(padding, d, "padding")
         if any(v < 0 for v in p):
             raise RuntimeError(f"{fn}: negative padding is not supported, got padding={list(p)}")
@@ -100,13 +149,15 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
         if any(v < 0 for v in op):
             raise RuntimeError(f"{fn}: negative output_padding is not supported, got "
                                f"output_padding={list(op)}")
-        if any(o >= a and o >= b for o, a, b in zip(op, s, dil)):
+        if input.numel() and any(o >= a and o >= b for o, a, b in zip(op, s, dil)):
             raise RuntimeError(f"{fn}: output padding must be smaller than either stride or "
                                f"dilation, but got output_padding={list(op)}, stride={list(s)}, "
                                f"dilation={list(dil)}")
     else:
         pads, op = resolve_padding(padding, k, s, dil), (0,) * d
     geometry = Geometry(s, pads, dil, g, op)
+    _check_dtypes(fn, input, weight, bias, transposed, bias_dtype_checked(
+        transposed, isinstance(padding, str), input, weight, geometry))
 
     c_in = input.shape[-d - 1]
     if transposed:
@@ -114,7 +165,7 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
             raise RuntimeError(f"{fn}: given groups={g}, expected weight to be at least {g} at "
                                f"dimension 0 and divisible by {g}, but got weight of size "
                                f"{list(weight.shape)}")
-        if weight.shape[1] == 0:
+        if weight.shape[1] == 0 and input.numel():
             raise RuntimeError(f"{fn}: non-empty weight tensor expected, but got weight of size "
                                f"{list(weight.shape)}")
         if c_in != weight.shape[0]:
@@ -137,6 +188,11 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                            f"1-dimensional with {c_out} elements, but got bias of size "
                            f"{list(bias.shape)} instead")
 
+    if (any(v <= 0 for v in k) or (transposed and weight.shape[1] == 0)) and c_in:
+        # an empty input: torch fails later, and differently (and not at all without channels)
+        raise IndexError(empty_kernel if any(v <= 0 for v in k) else
+                         f"{fn}: non-empty weight tensor expected, but got weight of size "
+                         f"{list(weight.shape)}")
     size = tuple(input.shape[-d:])
     if not transposed:
         padded = tuple(n + a + b for n, (a, b) in zip(size, pads))
@@ -146,7 +202,7 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                                f"size (dilated): {span}. Kernel size can't be greater than actual "
                                f"input size: the kernel (weight) does not fit in the padded input "
                                f"(input, padding)")
-    elif any(o < 1 for o in geometry.transpose_output_size(size, k)):
+    elif input.numel() and any(o < 1 for o in geometry.transpose_output_size(size, k)):
         raise RuntimeError(f"{fn}: the output size {geometry.transpose_output_size(size, k)} is "
                            f"too small (input of size {list(input.shape)}, weight of size "
                            f"{list(weight.shape)}, padding={[a for a, _ in pads]}, "

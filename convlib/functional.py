@@ -82,7 +82,22 @@ def _concrete_shapes():
         torch._C._set_tracing_state(state)
 
 
+def _empty_result(input: Tensor, weight: Tensor, out_channels: int, size,
+                  geometry) -> Optional[Tensor]:
+    """torch computes nothing for an empty input with dtypes or a dilation it would refuse
+    otherwise (checks.conv_arguments lets them through): an empty result of the promoted
+    dtype."""
+    if input.numel() or (input.dtype == weight.dtype and all(geometry.dilation)
+                         and all(weight.shape[2:])):
+        return None
+    dtype = torch.promote_types(input.dtype, weight.dtype) if weight.is_complex() else input.dtype
+    return input.new_empty((*input.shape[:-len(size) - 1], out_channels, *size), dtype=dtype)
+
+
 def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Tensor:
+    with _concrete_shapes():
+        checks.conv_arguments(f"conv{d}d", d, input, weight, bias, stride, padding, dilation,
+                              groups)  # types first: autocast needs tensors
     input, weight, bias = _autocast(input, weight, bias)
     unbatched = input.dim() == d + 1
     x = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)
@@ -90,6 +105,12 @@ def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Ten
         geometry = checks.conv_arguments(f"conv{d}d", d, input, weight, bias, stride, padding,
                                          dilation, groups)
         cl = backends.output_memory_format(x, weight, geometry) != torch.contiguous_format
+        empty = _empty_result(input, weight, weight.shape[0] if x.shape[1] else 0,
+                              geometry.output_size(x.shape[2:], weight.shape[2:]), geometry)
+    if empty is not None:
+        return empty
+    if bias is not None and bias.dtype != x.dtype:  # torch adds it in the input's dtype
+        bias = bias.to(x.dtype)
     product = functools.partial(_gauss, ops.conv) if x.is_complex() else ops.conv
     y = product(x, weight, bias, ops.Product(geometry, cl))  # (N, C_out, *out)
     return y.squeeze(0) if unbatched else y
@@ -97,13 +118,24 @@ def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Ten
 
 def _conv_transpose(d: int, input, weight, bias, stride, padding, output_padding, groups,
                     dilation) -> Tensor:
+    fn = f"conv_transpose{d}d"
+    with _concrete_shapes():
+        checks.conv_arguments(fn, d, input, weight, bias, stride, padding, dilation, groups,
+                              output_padding)  # types first: autocast needs tensors
     input, weight, bias = _autocast(input, weight, bias)
     unbatched = input.dim() == d + 1
     y = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)
     with _concrete_shapes():
-        geometry = checks.conv_arguments(f"conv_transpose{d}d", d, input, weight, bias, stride,
-                                         padding, dilation, groups, output_padding)
+        geometry = checks.conv_arguments(fn, d, input, weight, bias, stride, padding, dilation,
+                                         groups, output_padding)
         cl = backends.output_memory_format(y, weight, geometry) != torch.contiguous_format
+        empty = _empty_result(input, weight, weight.shape[1] * geometry.groups,
+                              geometry.transpose_output_size(y.shape[2:], weight.shape[2:]),
+                              geometry)
+    if empty is not None:
+        return empty
+    if bias is not None and bias.dtype != y.dtype:  # torch adds it in the input's dtype
+        bias = bias.to(y.dtype)
     product = functools.partial(_gauss, ops.conv_transpose) if y.is_complex() else ops.conv_transpose
     z = product(y, weight, bias, ops.Product(geometry, cl))  # (N, C_out, *out)
     return z.squeeze(0) if unbatched else z

@@ -33,35 +33,56 @@ __all__ = [
 ]
 
 
+def _scalar(value) -> bool:
+    """An int-like scalar: anything with ``__index__`` that is not an array of several
+    values (torch also takes a tensor holding exactly one integer)."""
+    if not hasattr(value, "__index__"):
+        return False
+    numel = getattr(value, "numel", None)
+    return getattr(value, "ndim", 0) == 0 or (callable(numel) and numel() == 1)
+
+
 def as_int(value, name: str) -> int:
     """``value`` as a Python int, accepting what torch accepts for an int argument.
 
-    Python ints, NumPy integers and 0-d integer tensors pass (anything with ``__index__``);
-    ``bool``, floats and tensors of other shapes or dtypes raise :class:`TypeError`, as
-    torch's argument parser does.
+    Python ints, NumPy integers and integer tensors holding one value pass; ``bool``,
+    floats and tensors of other sizes or dtypes raise :class:`TypeError`, as torch's
+    argument parser does.
     """
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    if isinstance(value, bool) or not _scalar(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if getattr(value, "dtype", None) is not None and getattr(value, "ndim", 0) != 0:
-        raise TypeError(f"{name} must be an int, got a tensor of shape {tuple(value.shape)}")
+        value = value.reshape(())  # a tensor holding one value
     try:
         return operator.index(value)
-    except TypeError:  # a 0-d floating tensor has __index__ but refuses it
+    except TypeError:  # a floating tensor has __index__ but refuses it
         raise TypeError(f"{name} must be an int, got {value!r}") from None
+
+
+def check_int_or_ints(value, name: str) -> None:
+    """Raise :class:`TypeError` unless ``value`` is an int or a sequence of ints (torch's
+    argument parser checks every argument's type before any value)."""
+    if _scalar(value):
+        as_int(value, name)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            as_int(v, name)
+    else:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r}")
 
 
 def as_tuple(value: IntOrTuple, d: int, name: str) -> tuple[int, ...]:
     """Return ``value`` as a tuple of ``d`` Python ints.
 
-    An int (or NumPy integer, or 0-d integer tensor) is repeated ``d`` times; a sequence
-    (tuple, list, :class:`torch.Size`) must hold ``d`` of them, or one, which is repeated,
-    as torch allows for ``stride=(2,)``.
+    An int (or NumPy integer, or integer tensor holding one value) is repeated ``d``
+    times; a sequence (tuple, list, :class:`torch.Size`) must hold ``d`` of them, or one,
+    which is repeated, as torch allows for ``stride=(2,)``.
 
     Raises:
         TypeError: if ``value`` is neither an int nor a sequence of ints.
         RuntimeError: if a sequence has the wrong length (as torch's convolutions do).
     """
-    if hasattr(value, "__index__") and getattr(value, "ndim", 0) == 0:
+    if _scalar(value):
         return (as_int(value, name),) * d
     if not isinstance(value, (tuple, list)):  # torch.Size is a tuple
         raise TypeError(f"{name} must be an int or a tuple of {d} ints, got {value!r}")
@@ -283,7 +304,7 @@ class Geometry:
 
 def _sizes(size: IntOrTuple, name: str) -> tuple[int, ...]:
     """A size: one int (1-d) or a sequence of ints."""
-    if hasattr(size, "__index__") and getattr(size, "ndim", 0) == 0:
+    if _scalar(size):
         return (as_int(size, name),)
     return tuple(as_int(v, name) for v in size)
 
