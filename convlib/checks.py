@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .shapes import Geometry, as_int, as_tuple, check_int_or_ints, resolve_padding
+from .torchlike import bias_dtype_checked, torch_uses_onednn
 
 __all__ = ["conv_arguments", "positive", "check_groups"]
 
@@ -80,25 +81,6 @@ def _check_dtypes(fn: str, input: Tensor, weight: Tensor, bias, transposed: bool
         if t is not None and t.dtype != input.dtype:
             raise RuntimeError(f"{fn}: input type ({input.dtype}) and {name} type ({t.dtype}) "
                                "should be the same")
-    dtype = input.dtype
-    if input.numel() and not (dtype.is_floating_point or dtype.is_complex or dtype == torch.int64
-            or (dtype in _INTEGER and not transposed)):
-        raise NotImplementedError(f"{fn}: not implemented for input of dtype {dtype}")
-
-
-def bias_dtype_checked(transposed: bool, string_padding: bool, input: Tensor, weight: Tensor,
-                       geometry: Geometry) -> bool:
-    """Whether torch refuses a bias whose dtype is not the input's: always in a 3-d
-    transposed convolution and with an int padding; with ``padding='same'`` or ``'valid'``
-    and in 1-d and 2-d transposed convolutions only when oneDNN computes it (torch's other
-    kernels add the bias in the input's dtype)."""
-    from .backends import torch_uses_onednn  # checks come before the kernels
-    if (transposed or string_padding) and input.numel() == 0:
-        return False  # nothing is computed
-    if (transposed and weight.dim() == 5) or (not transposed and not string_padding):
-        return True
-    x = input if input.dim() == weight.dim() else input.unsqueeze(0)
-    return torch_uses_onednn(x, weight, geometry)
 
 
 def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optional[Tensor],
@@ -129,11 +111,19 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                            f"size {list(weight.shape)}")
     s = positive(as_tuple(stride, d, "stride"), "stride", fn)
     dil = as_tuple(dilation, d, "dilation")
+    g = as_int(groups, "groups")
+    op = as_tuple(output_padding, d, "output_padding") if transposed else (0,) * d
     k = tuple(weight.shape[2:])
-    # torch's quirks: an empty input skips this check, and a transposed convolution skips it
-    # in 1-d and 2-d where the kernel has one tap (the dilation does not matter there)
-    if any(v < 0 for v in dil) or (input.numel() and any(
-            v == 0 and not (transposed and d <= 2 and kk == 1) for v, kk in zip(dil, k))):
+
+    def onednn() -> bool:
+        x = input if input.dim() == d + 2 else input.unsqueeze(0)
+        return torch_uses_onednn(x, weight, Geometry(s, ((0, 0),) * d, dil, max(g, 1), op))
+
+    # torch's quirks: an empty input skips this check, and so does oneDNN's 1-d or 2-d
+    # transposed convolution where the kernel has one tap (the dilation does not matter)
+    if any(v < 0 for v in dil) or (input.numel() and any(v == 0 for v in dil) and not (
+            transposed and d <= 2 and all(kk == 1 for v, kk in zip(dil, k) if v == 0)
+            and onednn())):
         raise RuntimeError(f"{fn}: dilation should be greater than zero, got dilation={list(dil)}")
     g = check_groups(groups, fn)
     empty_kernel = f"{fn}: kernel size should be greater than zero, but got kernel size " \
@@ -145,7 +135,6 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
         if any(v < 0 for v in p):
             raise RuntimeError(f"{fn}: negative padding is not supported, got padding={list(p)}")
         pads = tuple((v, v) for v in p)
-        op = as_tuple(output_padding, d, "output_padding")
         if any(v < 0 for v in op):
             raise RuntimeError(f"{fn}: negative output_padding is not supported, got "
                                f"output_padding={list(op)}")
@@ -154,7 +143,7 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                                f"dilation, but got output_padding={list(op)}, stride={list(s)}, "
                                f"dilation={list(dil)}")
     else:
-        pads, op = resolve_padding(padding, k, s, dil), (0,) * d
+        pads = resolve_padding(padding, k, s, dil)
     geometry = Geometry(s, pads, dil, g, op)
     _check_dtypes(fn, input, weight, bias, transposed, bias_dtype_checked(
         transposed, isinstance(padding, str), input, weight, geometry))
@@ -188,12 +177,16 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                            f"1-dimensional with {c_out} elements, but got bias of size "
                            f"{list(bias.shape)} instead")
 
+    size = tuple(input.shape[-d:])
+    batch = input.shape[0] if input.dim() == d + 2 else 1
+    if math.prod(size) == 0 and batch and c_in:
+        raise RuntimeError(f"{fn}: only zero batch or zero channel inputs are supported, but got "
+                           f"input of size {list(input.shape)}")
     if (any(v <= 0 for v in k) or (transposed and weight.shape[1] == 0)) and c_in:
         # an empty input: torch fails later, and differently (and not at all without channels)
         raise IndexError(empty_kernel if any(v <= 0 for v in k) else
                          f"{fn}: non-empty weight tensor expected, but got weight of size "
                          f"{list(weight.shape)}")
-    size = tuple(input.shape[-d:])
     if not transposed:
         padded = tuple(n + a + b for n, (a, b) in zip(size, pads))
         span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
@@ -207,8 +200,8 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                            f"too small (input of size {list(input.shape)}, weight of size "
                            f"{list(weight.shape)}, padding={[a for a, _ in pads]}, "
                            f"stride={list(s)}, dilation={list(dil)})")
-    batch = input.shape[0] if input.dim() == d + 2 else 1
-    if math.prod(size) == 0 and batch and c_in:
-        raise RuntimeError(f"{fn}: only zero batch or zero channel inputs are supported, but got "
-                           f"input of size {list(input.shape)}")
+    dtype = input.dtype
+    if input.numel() and not (dtype.is_floating_point or dtype.is_complex or dtype == torch.int64
+                              or (dtype in _INTEGER and not transposed)):
+        raise NotImplementedError(f"{fn}: not implemented for input of dtype {dtype}")
     return geometry

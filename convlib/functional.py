@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function
 
-from . import backends, checks, ops
+from . import checks, ops, torchlike
 from .selection import col2im, im2col
 from .shapes import IntOrTuple, Padding
 
@@ -104,7 +104,7 @@ def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Ten
     with _concrete_shapes():
         geometry = checks.conv_arguments(f"conv{d}d", d, input, weight, bias, stride, padding,
                                          dilation, groups)
-        cl = backends.output_memory_format(x, weight, geometry) != torch.contiguous_format
+        cl = torchlike.output_memory_format(x, weight, geometry) != torch.contiguous_format
         empty = _empty_result(input, weight, weight.shape[0] if x.shape[1] else 0,
                               geometry.output_size(x.shape[2:], weight.shape[2:]), geometry)
     if empty is not None:
@@ -128,7 +128,7 @@ def _conv_transpose(d: int, input, weight, bias, stride, padding, output_padding
     with _concrete_shapes():
         geometry = checks.conv_arguments(fn, d, input, weight, bias, stride, padding, dilation,
                                          groups, output_padding)
-        cl = backends.output_memory_format(y, weight, geometry) != torch.contiguous_format
+        cl = torchlike.output_memory_format(y, weight, geometry) != torch.contiguous_format
         empty = _empty_result(input, weight, weight.shape[1] * geometry.groups,
                               geometry.transpose_output_size(y.shape[2:], weight.shape[2:]),
                               geometry)

@@ -33,7 +33,7 @@ from typing import Callable, List, Optional
 import torch
 from torch import Tensor
 
-from . import backends
+from . import backends, torchlike
 from .shapes import Geometry
 
 __all__ = ["conv", "conv_transpose", "weight_grad", "Product", "IMPLEMENTATIONS"]
@@ -68,7 +68,7 @@ class Product:
 
 def _gradient_layout(a: Tensor, b: Tensor, p: Product) -> Product:
     """The product that computes a gradient: torch's gradients are channels-last when the
-    forward was, except for complex tensors (:func:`convlib.backends.output_memory_format`)."""
+    forward was, except for complex tensors (:func:`convlib.torchlike.output_memory_format`)."""
     cl = p.channels_last and not a.dtype.is_complex
     return Product(p.geometry, cl, p.weight_shape, p.skip_padding)
 
@@ -125,7 +125,7 @@ def _empty(like: Tensor, shape, channels_last: bool) -> Tensor:
     fmt = torch.contiguous_format
     if channels_last:
         fmt = torch.channels_last_3d if len(shape) == 5 else torch.channels_last
-    return backends.laid_out(torch.empty(shape, dtype=like.dtype, device=like.device), fmt)
+    return torchlike.laid_out(torch.empty(shape, dtype=like.dtype, device=like.device), fmt)
 
 
 @_conv_op.register_fake
@@ -196,7 +196,7 @@ def _first(t: Tensor, like: Tensor, p: Product) -> Tensor:
     if t.shape[2:] == like.shape[2:]:
         return t
     t = t[(Ellipsis, *(slice(0, n) for n in like.shape[2:]))]
-    return backends.laid_out(t, p.memory_format)
+    return torchlike.laid_out(t, p.memory_format)
 
 
 def _conv_vjp(x, w, gy, p: Product, needs):
@@ -227,7 +227,7 @@ def _conv_transpose_vjp(y, w, gz, p: Product, needs):
         # this gradient in 1-d and 2-d, without groups or dilation
         g = q.geometry
         skip = (y.dim() <= 4 and g.groups == 1 and all(dl == 1 for dl in g.dilation)
-                and backends.torch_uses_onednn(y, w, g))
+                and torchlike.torch_uses_onednn(y, w, g))
         gw = weight_grad(gz, y.conj(), Product(q.geometry, q.channels_last, tuple(w.shape), skip))
     if needs[2]:
         gb = _sum_positions(gz)

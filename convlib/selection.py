@@ -14,7 +14,6 @@ import itertools
 import math
 from typing import Iterator, Optional, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

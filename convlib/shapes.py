@@ -121,7 +121,11 @@ def resolve_padding(
             if any(s != 1 for s in stride):
                 raise RuntimeError("padding='same' is not supported for strided convolutions")
             total = [dil * (k - 1) for k, dil in zip(kernel_size, dilation)]
-            return tuple((t // 2, t - t // 2) for t in total)
+            before = [int(t / 2) for t in total]  # as torch's C++: rounded toward zero
+            if any(b < 0 for b in before):  # an empty kernel
+                raise RuntimeError("negative padding is not supported (padding='same' for a "
+                                   f"kernel of size {list(kernel_size)})")
+            return tuple((b, t - b) for b, t in zip(before, total))
         raise RuntimeError(f"Invalid padding string {padding!r}: padding must be an int, a tuple, "
                            "'valid' or 'same'")
     pads = as_tuple(padding, d, "padding")
