@@ -19,7 +19,7 @@ from torch import Tensor
 from .shapes import Geometry, as_int, as_tuple, check_int_or_ints, resolve_padding
 from .torchlike import bias_dtype_checked, torch_uses_onednn
 
-__all__ = ["conv_arguments", "positive", "check_groups"]
+__all__ = ["check_types", "conv_arguments", "positive", "check_groups"]
 
 
 def positive(values: tuple[int, ...], name: str, fn: str = "") -> tuple[int, ...]:
@@ -38,8 +38,8 @@ def check_groups(groups, fn: str = "") -> int:
     return g
 
 
-def _check_types(fn: str, input, weight, bias, stride, padding, dilation, groups,
-                 output_padding) -> None:
+def check_types(fn: str, input, weight, bias, stride, padding, dilation, groups,
+                output_padding=None) -> None:
     """Every argument's type, before any value (torch's argument parser comes first)."""
     for name, t in (("input", input), ("weight", weight)):
         if not isinstance(t, Tensor):
@@ -102,7 +102,7 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
         IndexError: a kernel with a zero size on an empty input (torch's own quirk).
     """
     transposed = output_padding is not None
-    _check_types(fn, input, weight, bias, stride, padding, dilation, groups, output_padding)
+    check_types(fn, input, weight, bias, stride, padding, dilation, groups, output_padding)
     if input.dim() not in (d + 1, d + 2):
         raise RuntimeError(f"{fn}: expected {d + 1}D (unbatched) or {d + 2}D (batched) input, "
                            f"but got input of size: {list(input.shape)}")

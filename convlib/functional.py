@@ -95,9 +95,7 @@ def _empty_result(input: Tensor, weight: Tensor, out_channels: int, size,
 
 
 def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Tensor:
-    with _concrete_shapes():
-        checks.conv_arguments(f"conv{d}d", d, input, weight, bias, stride, padding, dilation,
-                              groups)  # types first: autocast needs tensors
+    checks.check_types(f"conv{d}d", input, weight, bias, stride, padding, dilation, groups)
     input, weight, bias = _autocast(input, weight, bias)
     unbatched = input.dim() == d + 1
     x = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)
@@ -119,9 +117,7 @@ def _conv(d: int, input, weight, bias, stride, padding, dilation, groups) -> Ten
 def _conv_transpose(d: int, input, weight, bias, stride, padding, output_padding, groups,
                     dilation) -> Tensor:
     fn = f"conv_transpose{d}d"
-    with _concrete_shapes():
-        checks.conv_arguments(fn, d, input, weight, bias, stride, padding, dilation, groups,
-                              output_padding)  # types first: autocast needs tensors
+    checks.check_types(fn, input, weight, bias, stride, padding, dilation, groups, output_padding)
     input, weight, bias = _autocast(input, weight, bias)
     unbatched = input.dim() == d + 1
     y = input.unsqueeze(0) if unbatched else input  # (N, C_in, *n)

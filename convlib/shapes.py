@@ -18,6 +18,8 @@ import operator
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
+from torch import SymInt  # a size under torch.compile with dynamic shapes
+
 IntOrTuple = Union[int, Sequence[int]]
 Padding = Union[str, int, Sequence[int]]
 Pairs = tuple[tuple[int, int], ...]
@@ -36,6 +38,8 @@ __all__ = [
 def _scalar(value) -> bool:
     """An int-like scalar: anything with ``__index__`` that is not an array of several
     values (torch also takes a tensor holding exactly one integer)."""
+    if isinstance(value, (int, SymInt)):
+        return True
     if not hasattr(value, "__index__"):
         return False
     numel = getattr(value, "numel", None)
@@ -49,6 +53,8 @@ def as_int(value, name: str) -> int:
     floats and tensors of other sizes or dtypes raise :class:`TypeError`, as torch's
     argument parser does.
     """
+    if isinstance(value, SymInt) or (isinstance(value, int) and not isinstance(value, bool)):
+        return value  # the common case, and a symbolic size under torch.compile
     if isinstance(value, bool) or not _scalar(value):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if getattr(value, "dtype", None) is not None and getattr(value, "ndim", 0) != 0:

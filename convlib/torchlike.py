@@ -35,6 +35,19 @@ except ImportError:  # pragma: no cover - older or newer torch
             else torch.contiguous_format
 
 
+# What the machine offers oneDNN does not change while a program runs: read it once (and
+# outside torch.compile, which refuses to trace these queries).
+_ONEDNN = torch.backends.mkldnn.is_available()
+_ONEDNN_BF16 = torch.cpu._is_avx512_supported() or torch.cpu._is_amx_tile_supported()
+_ONEDNN_FP16 = torch.cpu._is_amx_fp16_supported()
+
+
+@torch.compiler.assume_constant_result
+def _onednn_enabled() -> bool:
+    """``torch.backends.mkldnn.enabled`` (read when a compiled function is traced)."""
+    return torch._C._get_mkldnn_enabled()
+
+
 def torch_uses_onednn(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
     """Whether torch would compute this convolution with its oneDNN kernel on the CPU.
 
@@ -44,16 +57,15 @@ def torch_uses_onednn(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
     (``ConvParams::use_mkldnn``): float32 except for tiny problems, bfloat16 and float16
     only where the CPU has instructions for them.
     """
-    if x.device.type != "cpu" or not (torch.backends.mkldnn.is_available()
-                                      and torch.backends.mkldnn.enabled):
+    if x.device.type != "cpu" or not (_ONEDNN and _onednn_enabled()):
         return False
     if any(op >= s for op, s in zip(geometry.output_padding, geometry.stride)):
         return False  # oneDNN has no output_padding of a stride or more
     dtype = x.real.dtype if x.is_complex() else x.dtype
     if dtype == torch.bfloat16:
-        return torch.cpu._is_avx512_supported() or torch.cpu._is_amx_tile_supported()
+        return _ONEDNN_BF16
     if dtype == torch.float16:
-        return torch.cpu._is_amx_fp16_supported()
+        return _ONEDNN_FP16
     if dtype != torch.float32:
         return False
     n, c, *size = x.shape  # torch looks at the first four sizes (a 1-d input gets height 1)
