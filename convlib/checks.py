@@ -16,10 +16,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .shapes import Geometry, as_int, as_tuple, check_int_or_ints, resolve_padding
+from .shapes import (Geometry, as_int, as_tuple, check_int_or_ints, conv_output_size,
+                     resolve_padding, sizes)
 from .torchlike import bias_dtype_checked, torch_uses_onednn
 
-__all__ = ["check_types", "conv_arguments", "positive", "check_groups"]
+__all__ = ["check_types", "conv_arguments", "kernel_matrix_arguments", "positive", "check_groups"]
 
 
 def positive(values: tuple[int, ...], name: str, fn: str = "") -> tuple[int, ...]:
@@ -205,3 +206,50 @@ def conv_arguments(fn: str, d: int, input: Tensor, weight: Tensor, bias: Optiona
                               or (dtype in _INTEGER and not transposed)):
         raise NotImplementedError(f"{fn}: not implemented for input of dtype {dtype}")
     return geometry
+
+
+def kernel_matrix_arguments(weight, input_size, stride, padding, dilation, groups):
+    """Check the arguments of :func:`convlib.kernel_matrix`; return the weight as
+    ``(C_out, C_in/groups, *k)``, the input size and the :class:`~convlib.shapes.Geometry`.
+
+    Raises:
+        TypeError: a weight that is not a tensor, or an argument of the wrong type.
+        ValueError: a weight whose dimensions do not fit ``input_size``, or an empty input.
+        RuntimeError: what torch's convolutions refuse (non-positive stride, dilation or
+            groups, channels not divisible by the groups, a kernel larger than the padded
+            input), with their wording.
+    """
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
+    size = sizes(input_size, "input_size")
+    d = len(size)
+    if weight.dim() == d:
+        weight = weight.reshape(1, 1, *weight.shape)
+    elif weight.dim() != d + 2:
+        raise ValueError(
+            f"weight must have {d} dims (one kernel) or {d + 2} dims (C_out, C_in/groups, *k) "
+            f"for input_size={size}, got shape {tuple(weight.shape)}"
+        )
+    if any(n < 1 for n in size):
+        raise ValueError(f"input_size must be positive, got {size}")
+    groups = as_int(groups, "groups")
+    if groups < 1:
+        raise RuntimeError(f"non-positive groups is not supported, got groups={groups!r}")
+    c_out, c_in_g, *k = weight.shape
+    if c_out % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                           f"at dimension 0, but got weight of shape {tuple(weight.shape)}")
+    s = as_tuple(stride, d, "stride")
+    dil = as_tuple(dilation, d, "dilation")
+    if any(v <= 0 for v in s):
+        raise RuntimeError(f"non-positive stride is not supported, got stride={stride!r}")
+    if any(v <= 0 for v in dil):
+        raise RuntimeError(f"dilation should be greater than zero, got dilation={dilation!r}")
+    pads = resolve_padding(padding, k, s, dil)
+    out = conv_output_size(size, k, s, pads, dil)
+    if any(o < 1 for o in out):
+        padded = tuple(n + a + b for n, (a, b) in zip(size, pads))
+        span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
+        raise RuntimeError(f"Calculated padded input size per channel: {padded}. Kernel size "
+                           f"(dilated): {span}. Kernel size can't be greater than actual input size")
+    return weight, size, Geometry(s, pads, dil, groups)

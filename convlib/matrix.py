@@ -30,7 +30,8 @@ from typing import Sequence, Union
 
 import torch
 
-from .shapes import Padding, as_tuple, conv_output_size, resolve_padding
+from . import checks
+from .shapes import Padding, conv_output_size
 
 __all__ = ["kernel_matrix", "kernel_matrix_indices", "DEFAULT_MAX_DENSE_BYTES"]
 
@@ -147,6 +148,13 @@ def kernel_matrix(
             default); the error says how many bytes it would need. A sparse matrix whose
             construction would not fit in the device's memory is refused the same way.
 
+    .. note::
+        ``W`` stores no entries for the zero padding: a weight that would multiply a padding
+        zero has no column to live in. The numbers are the same as the convolution's, with
+        one exception: a non-finite weight next to the padding. The convolution multiplies
+        it by the padding zero (``0 * inf`` is NaN, and torch's convolutions do the same),
+        ``W @ x`` never makes that product.
+
     Returns:
         ``W`` of shape :math:`(C_\text{out} \prod n_\text{out},\; C_\text{in} \prod n)`
         on ``weight``'s device with ``weight``'s dtype. Sparse CSR tensors use int32
@@ -164,39 +172,11 @@ def kernel_matrix(
         >>> (W @ X.flatten()).reshape(4, 3)[0]
         tensor([184., 212., 240.])
     """
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
-    size = as_tuple(input_size, 1 if isinstance(input_size, int) else len(input_size), "input_size")
-    d = len(size)
-    if weight.dim() == d:
-        weight = weight.reshape(1, 1, *weight.shape)
-    elif weight.dim() != d + 2:
-        raise ValueError(
-            f"weight must have {d} dims (one kernel) or {d + 2} dims (C_out, C_in/groups, *k) "
-            f"for input_size={size}, got shape {tuple(weight.shape)}"
-        )
-    if any(n < 1 for n in size):
-        raise ValueError(f"input_size must be positive, got {size}")
-    if not isinstance(groups, int) or groups < 1:
-        raise RuntimeError(f"non-positive groups is not supported, got groups={groups!r}")
+    weight, size, geometry = checks.kernel_matrix_arguments(weight, input_size, stride, padding,
+                                                            dilation, groups)
+    s, pads, dil, groups = geometry.stride, geometry.padding, geometry.dilation, geometry.groups
     c_out, c_in_g, *k = weight.shape
-    if c_out % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
-                           f"at dimension 0, but got weight of shape {tuple(weight.shape)}")
-    s = as_tuple(stride, d, "stride")
-    dil = as_tuple(dilation, d, "dilation")
-    if any(v <= 0 for v in s):
-        raise RuntimeError(f"non-positive stride is not supported, got stride={stride!r}")
-    if any(v <= 0 for v in dil):
-        raise RuntimeError(f"dilation should be greater than zero, got dilation={dilation!r}")
-    pads = resolve_padding(padding, k, s, dil)
-    out = conv_output_size(size, k, s, pads, dil)
-    if any(o < 1 for o in out):
-        padded = tuple(n + a + b for n, (a, b) in zip(size, pads))
-        span = tuple(dl * (kk - 1) + 1 for kk, dl in zip(k, dil))
-        raise RuntimeError(f"Calculated padded input size per channel: {padded}. Kernel size "
-                           f"(dilated): {span}. Kernel size can't be greater than actual input size")
-
+    out = geometry.output_size(size, k)
     shape = (c_out * math.prod(out), c_in_g * groups * math.prod(size))
     if not sparse:
         need = shape[0] * shape[1] * weight.element_size()

@@ -167,7 +167,7 @@ def conv_output_size(
     Returns:
         A tuple of ints. A non-positive entry means the kernel does not fit.
     """
-    n = _sizes(input_size, "input_size")
+    n = sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
     s = as_tuple(stride, d, "stride")
@@ -198,7 +198,7 @@ def conv_transpose_output_size(
     ``output_padding`` (smaller than the stride or the dilation) picks which one
     (:func:`transpose_output_padding`). ``padding`` may also be pairs ``(before, after)``.
     """
-    n = _sizes(input_size, "input_size")
+    n = sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
     s = as_tuple(stride, d, "stride")
@@ -232,7 +232,7 @@ def transpose_output_padding(
     This is what the gradient of a convolution with respect to its input needs, and what
     ``nn.ConvTranspose2d(...)(y, output_size=...)`` computes.
     """
-    n = _sizes(input_size, "input_size")
+    n = sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
     s = as_tuple(stride, d, "stride")
@@ -312,7 +312,7 @@ class Geometry:
         return cls(tuple(stride), pads, tuple(dilation), groups, tuple(output_padding))
 
 
-def _sizes(size: IntOrTuple, name: str) -> tuple[int, ...]:
+def sizes(size: IntOrTuple, name: str) -> tuple[int, ...]:
     """A size: one int (1-d) or a sequence of ints."""
     if _scalar(size):
         return (as_int(size, name),)

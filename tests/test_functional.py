@@ -70,33 +70,6 @@ def test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, d
     assert_matches_torch(ours, theirs, y, w, b, stride, padding, output_padding, g, dilation)
 
 
-@pytest.mark.parametrize("d, ours, theirs", CONVS, ids=["1d", "2d", "3d"])
-@pytest.mark.parametrize("stride, padding, dilation, groups, bias, batched",
-                         [c for c in CONV_GRID if c[0] == 1 and c[4]])
-def test_conv_shifted_path(d, ours, theirs, stride, padding, dilation, groups, bias, batched,
-                           device):
-    """Stride 1 with many channels skips the im2col copy: force that path on small cases."""
-    with convlib.backends.use("shifted"):
-        test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
-
-
-@pytest.mark.parametrize("d, ours, theirs", CONV_TRANSPOSES, ids=["1d", "2d", "3d"])
-@pytest.mark.parametrize("stride, padding, output_padding, dilation, groups, bias, batched",
-                         [c for c in TRANSPOSE_GRID if c[0] == 1 and c[5]])
-def test_conv_transpose_shifted_path(d, ours, theirs, stride, padding, output_padding, dilation,
-                                     groups, bias, batched, device):
-    """Stride 1 with many channels adds the products straight into the output."""
-    with convlib.backends.use("shifted"):
-        test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, dilation,
-                                 groups, bias, batched, device)
-
-
-def test_conv_shifted_path_by_default(device):
-    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.backends.SHIFTED_MIN_CHANNELS,
-                        c_out_g=3, n=(6, 5))
-    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
-
-
 @pytest.mark.parametrize("d, ours, theirs", CONVS + CONV_TRANSPOSES,
                          ids=[f"conv{d}d" for d in (1, 2, 3)] + [f"conv_transpose{d}d" for d in (1, 2, 3)])
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2),
@@ -311,40 +284,6 @@ def test_kernel_matrix_is_the_convolution(d, stride, padding, dilation, groups, 
     torch.testing.assert_close(W.mT @ v.flatten(), z.flatten())
 
 
-# ---------------------------------------------------------------- im2col and col2im
-
-@pytest.mark.parametrize("kernel_size, dilation, padding, stride",
-                         [(3, 1, 0, 1), ((2, 3), (2, 1), (1, 2), (2, 3)), (1, 1, 0, 2)])
-def test_im2col_col2im_are_unfold_fold(kernel_size, dilation, padding, stride, device):
-    x = make((2, 3, 7, 8), device)
-    cols = convlib.im2col(x, kernel_size, dilation, padding, stride)
-    torch.testing.assert_close(cols, F.unfold(x, kernel_size, dilation, padding, stride))
-    c = torch.randn_like(cols)
-    torch.testing.assert_close(convlib.col2im(c, (7, 8), kernel_size, dilation, padding, stride),
-                               F.fold(c, (7, 8), kernel_size, dilation, padding, stride))
-
-
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_col2im_is_the_transpose_of_im2col(d, device):
-    """<im2col(x), c> == <x, col2im(c)>, and a convolution is weight @ im2col."""
-    n, k, dl, p, s = (7, 6, 5)[:d], (3, 2, 2)[:d], (1, 2, 1)[:d], (1, 0, 2)[:d], (2, 1, 2)[:d]
-    x = make((2, 4, *n), device)
-    cols = convlib.im2col(x, k, dl, p, s)
-    c = torch.randn_like(cols)
-    torch.testing.assert_close((cols * c).sum(), (x * convlib.col2im(c, n, k, dl, p, s)).sum())
-    w = make((5, 4, *k), device, seed=4)
-    y = CONVS[d - 1][2](x, w, None, s, p, dl)
-    torch.testing.assert_close((w.reshape(5, -1) @ cols).reshape(y.shape), y)
-    # and col2im(weight^T @ y) is the transposed convolution, back to x's size
-    op = transpose_output_padding(n, k, s, p, dl)
-    torch.testing.assert_close(convlib.col2im(w.reshape(5, -1).mT @ y.flatten(2), n, k, dl, p, s),
-                               CONV_TRANSPOSES[d - 1][2](y, w, None, s, p, op, 1, dl))
-    # col2im(im2col(x)) multiplies each entry by the number of windows covering it
-    ones = torch.ones_like(x)
-    count = convlib.col2im(convlib.im2col(ones, k, dl, p, s), n, k, dl, p, s)
-    torch.testing.assert_close(convlib.col2im(cols, n, k, dl, p, s), x * count)
-
-
 def test_result_follows_input_device_and_is_contiguous(device):
     x, w, b = conv_case(2, device)
     y = convlib.conv2d(x, w, b, groups=2)
@@ -371,31 +310,6 @@ def test_signature_matches_torch(name):
     assert ours == theirs
 
 
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2),
-                                        (torch.bfloat16, 3e-2)])
-@pytest.mark.parametrize("groups", [1, 2])
-def test_low_precision_shifted_path(dtype, tol, groups, device):
-    x, w, b = conv_case(2, device, groups=groups, dtype=dtype)
-    with convlib.backends.use("shifted"):
-        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2, groups, grads=False,
-                             rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize("groups", [1, 2])
-def test_shifted_paths_gradcheck(groups, device):
-    x, w, b = conv_case(2, device, groups, 1, 1, k=(2, 3), n=(4, 5), batch=1)
-    args = [t.requires_grad_() for t in (x, w, b)]
-    with convlib.backends.use("shifted"):
-        _gradchecks(args, groups)
-
-
-def _gradchecks(args, groups):
-    for fn in (lambda x, w, b: convlib.conv2d(x, w, b, 1, 1, (1, 2), groups),
-               lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1, (1, 0), groups, 2)):
-        assert torch.autograd.gradcheck(fn, args)
-        assert torch.autograd.gradgradcheck(fn, args)
-
-
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("stride, padding, output_padding, dilation, groups",
                          [(1, 0, 0, 1, 1), (2, 1, 1, 1, 2), (3, 2, 1, 2, 1), (2, 0, 1, 2, 2)])
@@ -416,16 +330,6 @@ def test_conv_transpose_is_a_conv_of_the_dilated_input(d, stride, padding, outpu
     torch.testing.assert_close(
         conv_t(y, w, None, stride, padding, output_padding, groups, dilation),
         conv(dilated, flipped, None, 1, 0, dilation, groups))
-
-
-@pytest.mark.parametrize("groups", [1, 2])
-def test_conv_shifted_path_in_chunks_with_a_short_last_one(groups, device, monkeypatch):
-    """Two samples per batched product, five samples: chunks of 2, 2 and 1."""
-    x, w, b = conv_case(2, device, groups=groups, c_in_g=3, c_out_g=2, n=(6, 5), batch=5)
-    sample_bytes = x.shape[1] * 8 * 7 * x.element_size()  # one sample, padded by 1
-    monkeypatch.setattr(convlib.shifted, "CHUNK_BYTES", 2 * sample_bytes)
-    with convlib.backends.use("shifted"):
-        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
 
 
 @pytest.mark.parametrize("which", ["input", "weight"])

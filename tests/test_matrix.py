@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import convlib
 from convlib import conv_output_size, corr2d, kernel_matrix, kernel_matrix_indices, kernel_matrix_loop
 from convlib.shapes import resolve_padding
 
@@ -164,3 +165,19 @@ def test_sparse_build_that_cannot_fit_is_refused_before_allocating():
     with pytest.raises(RuntimeError, match=r"would need about [\d,]+ bytes") as error:
         kernel_matrix(torch.randn(3, 3), (200_000, 200_000))
     assert "input_size" in str(error.value)
+
+
+def test_non_finite_weight_next_to_the_padding():
+    """The one documented difference from conv: W has no entries for padding, so an Inf
+    weight that conv multiplies by a padding zero (NaN) makes no product in W @ x."""
+    K = torch.randn(3, 3, dtype=torch.float64)
+    K[0, 0] = float("inf")
+    x = torch.randn(5, 5, dtype=torch.float64)
+    conv = torch.nn.functional.conv2d(x[None, None], K[None, None], padding=1).flatten()
+    Wx = convlib.kernel_matrix(K, (5, 5), padding=1) @ x.flatten()
+    differ = conv.isnan() != Wx.isnan()
+    # the outputs whose tap (0, 0) lands in the padding: the first row and the first column
+    expected = torch.zeros(5, 5, dtype=torch.bool)
+    expected[0, :] = expected[:, 0] = True
+    assert torch.equal(differ, expected.flatten())
+    assert torch.equal(conv[~differ].isnan(), Wx[~differ].isnan())

@@ -134,3 +134,55 @@ def test_signatures_match_torch(name):
         return [(p.name, p.default) for p in inspect.signature(f).parameters.values()]
     assert params(getattr(convlib.nn, name).__init__) == params(getattr(torch.nn, name).__init__)
     assert params(getattr(convlib.nn, name).forward) == params(getattr(torch.nn, name).forward)
+
+
+# ---------------------------------------------------------------- torch's layers, only computed here
+
+@pytest.mark.parametrize("name", NAMES)
+def test_is_a_torch_layer(name):
+    """A subclass: isinstance holds, and the only method it defines is the computation."""
+    ours = getattr(convlib.nn, name)
+    assert issubclass(ours, getattr(torch.nn, name))
+    own = {k for k, v in vars(ours).items() if callable(v) and not k.startswith("__")}
+    assert own == ({"forward"} if "Transpose" in name else {"_conv_forward"})
+
+
+def test_fuse_conv_bn_eval():
+    """torch's own fusion sees our layer as a Conv2d and folds the batch norm into it."""
+    torch.manual_seed(0)
+    conv = convlib.nn.Conv2d(3, 4, 3, padding=1).double().eval()
+    bn = torch.nn.BatchNorm2d(4).double().eval()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    fused = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
+    assert isinstance(fused, convlib.nn.Conv2d)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(fused(x), bn(conv(x)))
+
+
+def test_init_loops_and_hooks():
+    """Code that tests the type (an init loop) and forward hooks see our layers."""
+    net = torch.nn.Sequential(convlib.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), convlib.nn.ConvTranspose2d(4, 2, 3))
+    for m in net.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.zeros_(m.weight)
+            torch.nn.init.ones_(m.bias)
+    seen = []
+    net[2].register_forward_hook(lambda m, inp, out: seen.append(out.shape))
+    out = net(torch.randn(1, 3, 5, 5))
+    assert seen == [out.shape] and torch.equal(out, torch.ones_like(out))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_channels_last_layer(name):
+    """A channels-last layer (``.to(memory_format=...)``) gives torch's layout and values."""
+    d = int(name[-2])
+    if d == 1:
+        pytest.skip("no channels-last format in 1-d")
+    fmt = torch.channels_last if d == 2 else torch.channels_last_3d
+    ours, theirs = pair(name, 4, 6, 3, padding=1, dtype=torch.float32)
+    ours, theirs = ours.to(memory_format=fmt), theirs.to(memory_format=fmt)
+    x = torch.randn(2, 4, *[5] * d).to(memory_format=fmt)
+    y, t = ours(x), theirs(x)
+    torch.testing.assert_close(y, t)
+    assert y.is_contiguous(memory_format=fmt) == t.is_contiguous(memory_format=fmt)

@@ -83,3 +83,36 @@ def test_as_tuple():
         as_tuple(1.5, 2, "stride")
     with pytest.raises(TypeError, match="stride"):
         as_tuple(True, 2, "stride")
+
+
+def test_arguments_in_every_form_torch_takes():
+    import numpy as np
+    for value in (2, np.int64(2), np.int32(2), torch.tensor(2), torch.tensor([2])):
+        assert as_tuple(value, 2, "stride") == (2, 2)
+    assert as_tuple(torch.Size([2, 3]), 2, "stride") == (2, 3)
+    assert as_tuple((np.int32(2), torch.tensor(3)), 2, "stride") == (2, 3)
+    for bad in (2.0, True, "2", torch.tensor(2.0), torch.tensor([1, 2]), np.array([1, 2]), None):
+        with pytest.raises(TypeError, match="stride"):
+            as_tuple(bad, 2, "stride")
+
+
+@pytest.mark.parametrize("n, k, s, p, dil", GRID)
+def test_transpose_output_padding_inverts_the_floor(n, k, s, p, dil):
+    """conv_transpose with transpose_output_padding returns exactly the input size n."""
+    from convlib import transpose_output_padding
+    out = conv_output_size(n, k, s, p, dil)
+    if out[0] < 1:
+        return
+    op = transpose_output_padding(n, k, s, p, dil)
+    assert conv_transpose_output_size(out, k, s, p, op, dil) == (n,)
+    assert 0 <= op[0] < s
+
+
+def test_geometry():
+    from convlib import Geometry
+    g = Geometry((2, 1), ((1, 1), (0, 1)), (1, 2), 2)
+    assert g.output_size((7, 6), (3, 2)) == conv_output_size((7, 6), (3, 2), (2, 1), ((1, 1), (0, 1)), (1, 2))
+    back = g.transposed_to((7, 6), (3, 2))
+    assert back.transpose_output_size(g.output_size((7, 6), (3, 2)), (3, 2)) == (7, 6)
+    assert Geometry.from_flat(*g.flat()) == Geometry(g.stride, g.padding, g.dilation, 2, (0, 0))
+    assert not g.unit_stride and g.padded

@@ -1,0 +1,114 @@
+"""Every factorization that convlib.backends can choose agrees with torch, forced on
+small cases, and the choice rule keeps the run-on products away from non-finite values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import convlib
+from helpers import CONV_TRANSPOSES, CONVS, assert_matches_torch
+from test_functional import (CONV_GRID, TRANSPOSE_GRID, conv_case, test_conv_grid,
+                             test_conv_transpose_grid)
+
+
+@pytest.mark.parametrize("d, ours, theirs", CONVS, ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("stride, padding, dilation, groups, bias, batched",
+                         [c for c in CONV_GRID if c[0] == 1 and c[4]])
+def test_conv_shifted_path(d, ours, theirs, stride, padding, dilation, groups, bias, batched,
+                           device):
+    """Stride 1 with many channels skips the im2col copy: force that path on small cases."""
+    with convlib.backends.use("shifted"):
+        test_conv_grid(d, ours, theirs, stride, padding, dilation, groups, bias, batched, device)
+
+
+@pytest.mark.parametrize("d, ours, theirs", CONV_TRANSPOSES, ids=["1d", "2d", "3d"])
+@pytest.mark.parametrize("stride, padding, output_padding, dilation, groups, bias, batched",
+                         [c for c in TRANSPOSE_GRID if c[0] == 1 and c[5]])
+def test_conv_transpose_shifted_path(d, ours, theirs, stride, padding, output_padding, dilation,
+                                     groups, bias, batched, device):
+    """Stride 1 with many channels adds the products straight into the output."""
+    with convlib.backends.use("shifted"):
+        test_conv_transpose_grid(d, ours, theirs, stride, padding, output_padding, dilation,
+                                 groups, bias, batched, device)
+
+
+def test_conv_shifted_path_by_default(device):
+    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.backends.SHIFTED_MIN_CHANNELS,
+                        c_out_g=3, n=(6, 5))
+    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2),
+                                        (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_low_precision_shifted_path(dtype, tol, groups, device):
+    x, w, b = conv_case(2, device, groups=groups, dtype=dtype)
+    with convlib.backends.use("shifted"):
+        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2, groups, grads=False,
+                             rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_shifted_paths_gradcheck(groups, device):
+    x, w, b = conv_case(2, device, groups, 1, 1, k=(2, 3), n=(4, 5), batch=1)
+    args = [t.requires_grad_() for t in (x, w, b)]
+    with convlib.backends.use("shifted"):
+        _gradchecks(args, groups)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_shifted_path_in_chunks_with_a_short_last_one(groups, device, monkeypatch):
+    """Two samples per batched product, five samples: chunks of 2, 2 and 1."""
+    x, w, b = conv_case(2, device, groups=groups, c_in_g=3, c_out_g=2, n=(6, 5), batch=5)
+    sample_bytes = x.shape[1] * 8 * 7 * x.element_size()  # one sample, padded by 1
+    monkeypatch.setattr(convlib.shifted, "CHUNK_BYTES", 2 * sample_bytes)
+    with convlib.backends.use("shifted"):
+        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
+
+
+def _gradchecks(args, groups):
+    for fn in (lambda x, w, b: convlib.conv2d(x, w, b, 1, 1, (1, 2), groups),
+               lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1, (1, 0), groups, 2)):
+        assert torch.autograd.gradcheck(fn, args)
+        assert torch.autograd.gradgradcheck(fn, args)
+
+
+def test_choose_rule():
+    g1 = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1))
+    g2 = convlib.Geometry((2, 2), ((1, 1), (1, 1)), (1, 1))
+    choose = convlib.backends.choose
+    assert choose(g1, convlib.backends.SHIFTED_MIN_CHANNELS) == "shifted"
+    assert choose(g1, convlib.backends.SHIFTED_MIN_CHANNELS - 1) == "im2col"
+    assert choose(g2, 512) == "im2col"  # stride 2: the slices are not contiguous
+    assert choose(g1, 512, finite=lambda: False) == "im2col"  # the run-on would make NaN
+    with convlib.backends.use("shifted"):
+        assert choose(g1, 1) == "shifted" and choose(g2, 1) == "im2col"
+    with convlib.backends.use("im2col"):
+        assert choose(g1, 512) == "im2col"
+    with pytest.raises(ValueError, match="algorithm"):
+        with convlib.backends.use("winograd?"):
+            pass
+
+
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_shifted_keeps_torchs_nan_pattern(where, transposed):
+    """A non-finite value in the input (weight gradient) or the weight (transposed
+    convolution) where the shifted rows run on: torch's result there is finite, and
+    convlib's too, because the rule does not use the shifted form then."""
+    gen = torch.Generator().manual_seed(0)
+    c = convlib.backends.SHIFTED_MIN_CHANNELS
+    x = torch.randn(1, c, 5, 5, generator=gen, dtype=torch.float64)
+    w = torch.randn(c, c, 3, 3, generator=gen, dtype=torch.float64)
+    (x if where == "input" else w)[0, 0, 0, 0] = float("inf")
+    ours, theirs = ((convlib.conv_transpose2d, F.conv_transpose2d) if transposed
+                    else (convlib.conv2d, F.conv2d))
+    results = []
+    for f in (ours, theirs):
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = f(xx, ww, padding=1)
+        results.append((y, *torch.autograd.grad(y, (xx, ww), torch.ones_like(y))))
+    for a, t in zip(*results):
+        torch.testing.assert_close(a, t, equal_nan=True)
