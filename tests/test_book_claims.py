@@ -194,3 +194,37 @@ def test_chapter_4_pytorch_half_padding_has_tensorflow_same_sizes_not_always_its
 def test_chapter_4_tensorflow_same_example():
     """The chapter's case: i = 4, k = 3, s = 2 pads (0, 1) in TensorFlow, (1, 1) in PyTorch."""
     assert tensorflow_same_pads(4, 3, 2) == (0, 1)
+
+
+CONV_ND = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def test_chapter_10_random_layers_in_one_two_and_three_dimensions():
+    """Chapter 10, "Everything at once": 20 random layers per dimension (channels, groups,
+    stride, padding including 'same', dilation), W @ vec(x) against torch in float64."""
+    gen = torch.Generator().manual_seed(0)
+
+    def draw(low, high, d):
+        return tuple(torch.randint(low, high, (d,), generator=gen).tolist())
+
+    checked = {1: 0, 2: 0, 3: 0}
+    for d in (1, 2, 3):
+        while checked[d] < 20:
+            groups = int(torch.randint(1, 3, (), generator=gen))
+            c_in = groups * int(torch.randint(1, 3, (), generator=gen))
+            c_out = groups * int(torch.randint(1, 3, (), generator=gen))
+            size, kernel, stride, dilation = draw(3, 8, d), draw(1, 4, d), draw(1, 3, d), draw(1, 3, d)
+            padding = "same" if torch.rand((), generator=gen) < 0.2 and stride == (1,) * d else draw(0, 3, d)
+            pads = convlib.resolve_padding(padding, kernel, stride, dilation)
+            if min(convlib.conv_output_size(size, kernel, stride, pads, dilation)) < 1:
+                continue  # the dilated kernel does not fit: draw again
+            weight = torch.randn(c_out, c_in // groups, *kernel, dtype=torch.float64, generator=gen)
+            x = torch.randn(c_in, *size, dtype=torch.float64, generator=gen)
+            hp = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+            w = convlib.kernel_matrix(weight, size, **hp)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Using padding='same'")
+                y = CONV_ND[d](x[None], weight, **hp)[0]
+            torch.testing.assert_close((w @ x.flatten()).reshape(y.shape), y)
+            checked[d] += 1
+    assert checked == {1: 20, 2: 20, 3: 20}
