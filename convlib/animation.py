@@ -15,7 +15,7 @@ The book's chapters draw a matplotlib figure once and change it frame by frame. 
 * ``text/html``: matplotlib's JavaScript player (``Animation.to_jshtml``), every frame
   embedded as a PNG image, without the icon font matplotlib links from a CDN (its buttons
   get Unicode symbols instead): it plays in a page that makes no request at all;
-* ``image/png``: a few frames in a grid, for a reader that runs no JavaScript. The HTML book,
+* ``image/png``: a few frames, one under the other, for a reader that runs no JavaScript. The HTML book,
   Jupyter and Colab show the player; the PDF edition (Jupyter Book's LaTeX builder, which
   prefers ``image/png``) shows the stills.
 
@@ -72,7 +72,7 @@ def offline_jshtml(anim, **kwargs) -> str:
     return html
 
 
-def still_frames(fig, draw: Callable, frames: Sequence, *, columns: int = 2, dpi: float | None = None,
+def still_frames(fig, draw: Callable, frames: Sequence, *, columns: int = 1, dpi: float | None = None,
                  gap: int = 12) -> bytes:
     """PNG bytes of the figure drawn at each of ``frames``, in a grid ``columns`` wide.
 
@@ -126,7 +126,7 @@ class AnimationOutput:
 
 
 def animate(fig, draw: Callable, frames: int | Iterable, *, interval: int = 800,
-            stills: Sequence | int = 4, columns: int = 2, still_dpi: float | None = None,
+            stills: Sequence | int = 3, columns: int = 1, still_dpi: float | None = None,
             close: bool = True) -> AnimationOutput:
     """Animate ``fig`` with ``draw(frame)``: an offline player and a few still frames.
 
@@ -136,8 +136,9 @@ def animate(fig, draw: Callable, frames: int | Iterable, *, interval: int = 800,
         frames: the number of frames, or the frames themselves.
         interval: milliseconds per frame in the player.
         stills: the frames to show as stills, or how many, evenly spaced from the first
-            frame to the last (the default: 4).
-        columns: stills per row of the ``image/png`` grid.
+            frame to the last (the default: 3).
+        columns: stills per row of the ``image/png`` grid (default 1: one under the other,
+            which keeps a wide figure readable on a PDF page).
         still_dpi: resolution of the stills (default: the figure's dpi).
         close: close ``fig`` afterwards, so that the notebook shows the animation only, not
             also a static copy of its last frame.

@@ -63,11 +63,11 @@ def test_stills_are_the_frames_in_a_grid():
 
 def test_default_stills_are_evenly_spaced_and_the_bundle_has_both_renderings():
     fig, draw = square_figure()
-    out = animate(fig, draw, frames=4)
+    out = animate(fig, draw, frames=4, stills=4)
     assert out.stills == [0, 1, 2, 3]
     fig, draw = square_figure()
-    out = animate(fig, draw, frames=range(4), stills=3, columns=1)
-    assert out.stills == [0, 2, 3]  # 0, 1.5 (rounds to 2), 3
+    out = animate(fig, draw, frames=range(4))
+    assert out.stills == [0, 2, 3]  # the default: 3 stills at 0, 1.5 (rounds to 2), 3, one under the other
     assert decode(out.png).shape == (3 * 50 + 2 * 12, 100, 3)
     bundle = out._repr_mimebundle_()
     assert set(bundle) == {"text/html", "image/png", "text/plain"}
