@@ -60,17 +60,23 @@ def notebook_outputs(path):
 
 
 def test_every_chapter_is_in_it(squeezed):
-    for doc in toc_documents():
-        path = next(ROOT.glob(doc + ".*"))
-        if path.suffix == ".ipynb":
-            source = "".join(json.loads(path.read_text())["cells"][0]["source"])
-        else:
-            source = path.read_text()
-        title = re.search(r"^# (.+)$", source, re.M)[1]
-        if doc == toc_documents()[0]:
-            continue  # the front page's title is the PDF's title page
-        plain = re.sub(r"[`*]|\$[^$]*\$", "", title)  # the words around code and math
-        assert re.sub(r"\s+", "", plain) in squeezed, f"{doc}: {title!r}"
+    for doc in toc_documents()[1:]:  # the front page's title is the PDF's title page
+        assert re.sub(r"\s+", "", chapter_title(doc)) in squeezed, doc
+
+
+def chapter_title(doc):
+    path = next(ROOT.glob(doc + ".*"))
+    source = "".join(json.loads(path.read_text())["cells"][0]["source"]) if path.suffix == ".ipynb" \
+        else path.read_text()
+    return re.sub(r"[`*]|\$[^$]*\$", "", re.search(r"^# (.+)$", source, re.M)[1])  # words, no code or math
+
+
+def test_chapters_are_numbered_as_the_front_page_lists_them(squeezed):
+    listed = re.findall(r"^(\d+)\. \{doc\}`([^`]+)`", (ROOT / "book" / "intro.md").read_text(), re.M)
+    assert len(listed) >= 12
+    for n, name in listed:
+        title = re.sub(r"\s+", "", chapter_title(f"book/{name}"))
+        assert f"Chapter{n}.{title}" in squeezed, f"chapter {n} ({name}) has another number in the PDF"
 
 
 def test_every_image_output_is_in_it():
