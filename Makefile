@@ -4,8 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
+LATEX  := _build/latex
+# The PDF edition, where the HTML book links it from its front page (book/intro.md).
+PDF    := $(HTML)/convolution-as-a-matrix.pdf
 
-.PHONY: book test lint pytest nbval build browser actionlint bench serve execute clean venv
+.PHONY: book test lint pytest nbval build pdf pdfcheck browser actionlint bench serve execute clean venv
 
 venv: $(STAMP)
 
@@ -27,21 +30,44 @@ build: $(STAMP)
 	rm -rf _build
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
+## pdf: build the whole book as one PDF, $(LATEX)/book.pdf (Jupyter Book's LaTeX builder and
+## XeLaTeX, warnings as errors), and copy it to $(PDF), where the front page links it.
+## Run it after 'make book' (which starts from an empty _build). Needs TeX Live: see README.md
+pdf: $(STAMP)
+	@command -v xelatex >/dev/null 2>&1 && command -v latexmk >/dev/null 2>&1 || { \
+	  echo "make pdf needs XeLaTeX and latexmk. Debian/Ubuntu: sudo apt-get install --no-install-recommends" \
+	       "latexmk texlive-xetex texlive-latex-recommended texlive-fonts-recommended fonts-freefont-otf poppler-utils"; \
+	  exit 1; }
+	rm -rf $(LATEX)
+	$(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going
+	mkdir -p $(HTML)
+	cp $(LATEX)/book.pdf $(PDF)
+	@echo
+	@echo "The PDF is built: $(abspath $(LATEX))/book.pdf"
+
+# In make test: build the PDF where TeX Live is installed, then check it (tests/test_pdf.py
+# skips, saying what to install, where it is not).
+pdfcheck: $(STAMP)
+	@if command -v xelatex >/dev/null 2>&1 && command -v latexmk >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory pdf; fi
+	$(PY) -m pytest tests/test_pdf.py -p no:cacheprovider -rs
+
 ## serve: serve the built book on http://127.0.0.1:8000
 serve:
 	@test -d $(HTML) || { echo "No book yet: run 'make book' first"; exit 1; }
 	$(PY) -m http.server 8000 --bind 127.0.0.1 --directory $(HTML)
 
 ## test: everything: unit and property tests, every notebook with nbval, the strict build,
-## and every page of the built book opened in headless Chromium
-test: $(STAMP) lint pytest nbval build browser actionlint
+## the PDF edition (where TeX Live is installed) and its checks, and every page of the built
+## book opened in headless Chromium
+test: $(STAMP) lint pytest nbval build pdfcheck browser actionlint
 
 ## lint: pyflakes-class errors (undefined names, unused imports) in the library and tests
 lint: $(STAMP)
 	$(VENV)/bin/ruff check convlib tests tools --select F,E9
 
 pytest: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/browser
+	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/test_pdf.py
 
 ## browser: open every built page in headless Chromium (skipped, saying how to install it, if absent)
 browser: $(STAMP)

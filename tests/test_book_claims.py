@@ -1,4 +1,4 @@
-"""The grids behind claims the chapters make with one illustrative case and one sentence.
+"""Chapters 1-4, 6, 9, 10: the grids behind claims made with one illustrative case and one sentence.
 
 Each test names the chapter and the sentence it backs. The chapters keep a single case in a
 visible cell; the full grid lives here, so the claim is still checked on every case.
