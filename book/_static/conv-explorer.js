@@ -178,6 +178,8 @@
       frameBefore: p.slice(), frameAfter: [Math.max(p[0] - a[0], 0), Math.max(p[1] - a[1], 0)],
       opad: a, padding: p,
     };
+    // (PyTorch's CPU kernel for some kernel sizes, 4 x 4 among them, returns an empty tensor for a
+    // size of 0 instead; its general check, and the explorer, refuse every size below 1)
     if (X.some(function (o) { return o < 1; })) {
       var error = pyError("RuntimeError", "Given input size per channel: (" + Y[0] + " x " + Y[1] +
         "). Calculated output size per channel: (" + X[0] + " x " + X[1] + "). Output size is too small");
@@ -556,6 +558,7 @@
     } catch (e) {
       error = e;
     }
+
     this.g = g;
     this.error = error;
     this.torch = torchError(cfg);
@@ -640,6 +643,10 @@
   Explorer.prototype.xPanelHTML = function (xg, g, name, transposed) {
     var self = this, cfg = this.cfg;
     var title = transposed ? "Output <i>z</i> = conv_transpose2d(<i>y</i>)" : "Input <i>X</i>";
+    if (transposed && !g) {
+      return '<section class="cx-panel" data-panel="' + name + '"><h4 class="cx-title">' + title + "</h4>" +
+        '<div class="cx-missing">No output: ' + esc(reason(cfg, this.error)) + "</div></section>";
+    }
     if (!xg) {
       // the settings do not even give sizes: say which argument is wrong
       var size = null;
@@ -829,7 +836,8 @@
       if (sizes.length === 1) {
         text += "only an input of " + sizes[0] + " convolves to " + g.Y[m] + " (stride 1): no choice to make";
       } else {
-        text += "inputs of " + sizes.join(", ") + " all convolve to " + g.Y[m] + "; output_padding = " + g.opad[m] + " picks " + o;
+        text += "inputs of " + sizes.slice(0, -1).join(", ") + " and " + sizes[sizes.length - 1] +
+          (sizes.length === 2 ? " both" : " all") + " convolve to " + g.Y[m] + "; output_padding = " + g.opad[m] + " picks " + o;
       }
       if (g.opad[m] >= g.s[m]) {
         var back = Math.floor((o + 2 * g.before[m] - g.d[m] * (g.k[m] - 1) - 1) / g.s[m]) + 1;
