@@ -13,6 +13,8 @@
  *   Every cell is an element with data-grid ("input", "kernel", "output" or "matrix"), data-i and
  *   data-j (its row and column in that grid; padding cells lie outside 0..h-1, 0..w-1). Cells
  *   linked to the hovered or focused cell carry the class "highlight"; that cell carries "active".
+ *   A matrix of more than 6000 entries is drawn a window at a time: only the cells its scroll box
+ *   shows (and a margin) are elements, and they get their classes as they are drawn.
  * With cfg.mode = "transposed", cfg.input is the input size of conv_transpose2d (the size of y)
  * and cfg.output_padding its output_padding; the explorer shows W^T, its "input" grid is y, its
  * "output" grid is the result z, and the matrix cells are indexed by the rows and columns of W^T.
@@ -550,6 +552,8 @@
   Explorer.prototype.render = function () {
     this.syncControls();
     this.activeCell = null;
+    this.activeKey = null;
+    this.lastLinks = null;
     this.focusCell = null;
     this.lit = [];
     var cfg = this.cfg, g = null, error = null;
@@ -566,6 +570,8 @@
     this.renderPanels(g, error);
     this.renderFormulas(g, error);
     this.renderMatrix(g, error);
+    this.readoutHeight = 0;
+    this.readout.style.minHeight = "";
     this.showReadout(null);
     this.layout();
   };
@@ -850,9 +856,15 @@
     return html;
   };
 
+  /** Matrices above this many entries are drawn a window at a time: only what the box shows. */
+  var WINDOW_ABOVE = 6000;
+
   Explorer.prototype.renderMatrix = function (g, error) {
-    var transposed = isTransposed(this.cfg);
+    var transposed = isTransposed(this.cfg), self = this;
     var sym = transposed ? "<i>W</i><sup>" + T + "</sup>" : "<i>W</i>";
+    this.m = null;
+    this.mLit = new Map();
+    this.mOrder = [];
     if (!g) {
       this.wTitle.innerHTML = "The matrix " + sym;
       this.wBody.innerHTML = '<div class="cx-missing">' + sym + " does not exist for this setting: " +
@@ -863,19 +875,13 @@
     }
     var nY = g.Y[0] * g.Y[1], nX = g.X[0] * g.X[1];
     var rows = transposed ? nX : nY, cols = transposed ? nY : nX;
+    var windowed = rows * cols > WINDOW_ABOVE;
+    this.m = { rows: rows, cols: cols, nX: nX, transposed: transposed, windowed: windowed, cell: 0,
+      r0: 0, r1: 0, c0: 0, c1: 0, tab: [0, 0] };
     this.wTitle.innerHTML = "The matrix " + sym + ' <span class="cx-dim">' + rows + " " + TIMES + " " + cols + "</span>" +
       ' <span class="cx-sub">' + (transposed
         ? "one row per entry of <i>z</i>, one column per entry of <i>y</i>"
         : "one row per output entry, one column per input entry") + "</span>";
-    var stored = this.stored, self = this, first = true;
-    var html = gridHTML("matrix", (transposed ? "W transposed, " : "W, ") + rows + " by " + cols, rows, cols, 0, 0,
-      function (r, c) {
-        var y = transposed ? c : r, x = transposed ? r : c, t = stored[y * nX + x];
-        var tab = first;
-        first = false;
-        if (t === undefined) return cellHTML("matrix", r, c, "cx-z", "", "row " + r + ", column " + c + ": 0", tab);
-        return cellHTML("matrix", r, c, "cx-s", t, "row " + r + ", column " + c + ": tap " + t + ", " + tapName(g, t), tab);
-      });
     // block rules: a block is one row of the grid the rows index by one row of the grid the columns index
     var rowBlock = transposed ? g.X[1] : g.Y[1], colBlock = transposed ? g.Y[1] : g.X[1];
     var rowBlocks = rows / rowBlock, colBlocks = cols / colBlock;
@@ -888,20 +894,39 @@
     }
     var colName = transposed ? "row of <i>y</i>" : "row <i>i</i>" + PRIME + " of <i>X</i>";
     var rowName = transposed ? "row of <i>z</i>" : "row <i>i</i> of <i>Y</i>";
+    var label = (transposed ? "W transposed, " : "W, ") + rows + " by " + cols;
     this.wBody.innerHTML =
       '<div class="cx-axis cx-axis-top">columns, in blocks of ' + colBlock + ": one block per " + colName + "</div>" +
       '<div class="cx-wrow"><div class="cx-axis cx-axis-left"><span>rows, in blocks of ' + rowBlock + ": one block per " + rowName + "</span></div>" +
-      '<div class="cx-wscroll" tabindex="-1"><div class="cx-wtable" style="--rb:' + rowBlock + ";--cb:" + colBlock + '">' +
+      '<div class="cx-wscroll" ' + (windowed ? 'tabindex="0" role="group" aria-label="' + esc(label) +
+        ', scrolls: press an arrow key to move in it"' : 'tabindex="-1"') + '>' +
+        '<div class="cx-wtable" style="--rb:' + rowBlock + ";--cb:" + colBlock + '">' +
         '<div class="cx-corner"></div><div class="cx-thead">' + top + "</div>" +
         '<div class="cx-lhead">' + left + "</div>" +
-        '<div class="cx-wgrid">' + html + '<div class="cx-blocks" aria-hidden="true"></div>' +
+        '<div class="cx-wgrid"><div class="cx-grid cx-mgrid" role="grid" data-name="matrix" aria-label="' + esc(label) +
+          '" aria-rowcount="' + rows + '" aria-colcount="' + cols + '" style="--cols:1"></div>' +
+          '<div class="cx-blocks" aria-hidden="true"></div>' +
           '<div class="cx-band cx-band-row" hidden></div><div class="cx-band cx-band-col" hidden></div></div>' +
       "</div></div></div>";
-    var gridEl = this.wBody.querySelector(".cx-grid");
-    this.grids.matrix = { el: gridEl, cells: gridEl.querySelectorAll("[data-grid]"), rows: rows, cols: cols, i0: 0, j0: 0 };
+    var gridEl = this.wBody.querySelector(".cx-mgrid");
+    this.grids.matrix = { el: gridEl, cells: [], rows: 0, cols: 0, i0: 0, j0: 0, nRows: rows, nCols: cols };
     this.wScroll = this.wBody.querySelector(".cx-wscroll");
+    this.wGrid = this.wBody.querySelector(".cx-wgrid");
+    this.thead = this.wBody.querySelector(".cx-thead");
+    this.lhead = this.wBody.querySelector(".cx-lhead");
     this.bandRow = this.wBody.querySelector(".cx-band-row");
     this.bandCol = this.wBody.querySelector(".cx-band-col");
+    if (windowed) {
+      var pending = false;
+      this.wScroll.addEventListener("scroll", function () {
+        if (pending) return;
+        pending = true;
+        window.requestAnimationFrame(function () {
+          pending = false;
+          self.renderWindow(false);
+        });
+      });
+    }
     var pad = g.frameBefore.concat(g.frameAfter).some(function (v) { return v > 0; });
     this.legend.innerHTML =
       '<span><i class="cx-sw cx-s">3</i> stored entry: its tap</span>' +
@@ -912,7 +937,85 @@
       (transposed && (g.opad[0] || g.opad[1]) ? '<span><i class="cx-sw cx-opad"></i> added by output_padding</span>' : "") +
       '<span><i class="cx-sw cx-sw-active"></i> hovered or focused</span>' +
       '<span><i class="cx-sw highlight"><b class="cx-swtap">2</b></i> linked, with its tap</span>';
-    void self;
+  };
+
+  /**
+   * Draw the cells of W that the box shows (all of them for a small W), with their state: the
+   * linked cells, the active one, the roving tab stop, and the keyboard focus, kept across redraws.
+   */
+  Explorer.prototype.renderWindow = function (force) {
+    var m = this.m, grid = this.grids && this.grids.matrix, g = this.g;
+    if (!m || !grid || !m.cell) return;
+    var cell = m.cell, box = this.wScroll, r0 = 0, r1 = m.rows, c0 = 0, c1 = m.cols;
+    if (m.windowed) {
+      var headTop = this.thead.offsetHeight, headLeft = this.lhead.offsetWidth;
+      var top = Math.max(0, box.scrollTop - headTop), left = Math.max(0, box.scrollLeft - headLeft);
+      var height = box.clientHeight || 560, width = box.clientWidth || 640, buffer = 6;
+      r0 = Math.max(0, Math.floor(top / cell) - buffer);
+      r1 = Math.min(m.rows, Math.ceil((top + height) / cell) + buffer);
+      c0 = Math.max(0, Math.floor(left / cell) - buffer);
+      c1 = Math.min(m.cols, Math.ceil((left + width) / cell) + buffer);
+    }
+    if (!force && r0 === m.r0 && r1 === m.r1 && c0 === m.c0 && c1 === m.c1) return;
+    var focused = document.activeElement, refocus = null;
+    if (focused && grid.el.contains(focused)) refocus = [+focused.getAttribute("data-i"), +focused.getAttribute("data-j")];
+    var stored = this.stored, nX = m.nX, transposed = m.transposed, html = "";
+    for (var r = r0; r < r1; r++) {
+      html += '<div role="row" class="cx-row" aria-rowindex="' + (r + 1) + '">';
+      for (var c = c0; c < c1; c++) {
+        var y = transposed ? c : r, x = transposed ? r : c, t = stored[y * nX + x];
+        var tab = !m.windowed && r === m.tab[0] && c === m.tab[1];  // a large W: its box is the tab stop
+        html += t === undefined
+          ? cellHTML("matrix", r, c, "cx-z", "", "row " + r + ", column " + c + ": 0", tab)
+          : cellHTML("matrix", r, c, "cx-s", t, "row " + r + ", column " + c + ": tap " + t + ", " + tapName(g, t), tab);
+      }
+      html += "</div>";
+    }
+    this.redrawing = true;
+    grid.el.innerHTML = html;
+    grid.el.style.setProperty("--cols", c1 - c0);
+    grid.el.style.top = r0 * cell + "px";
+    grid.el.style.left = c0 * cell + "px";
+    grid.cells = grid.el.querySelectorAll("[data-grid]");
+    grid.i0 = r0; grid.j0 = c0; grid.rows = r1 - r0; grid.cols = c1 - c0;
+    m.r0 = r0; m.r1 = r1; m.c0 = c0; m.c1 = c1;
+    var grids = this.grids;
+    this.mLit.forEach(function (tap, key) {
+      var rc = key.split(","), el = cellOf(grids, "matrix", +rc[0], +rc[1]);
+      if (!el) return;
+      el.classList.add("highlight");
+      if (tap !== null) {
+        el.setAttribute("data-tap", tap);
+        el.classList.add("cx-tapped");
+      }
+    });
+    if (this.activeKey && this.activeKey[0] === "matrix") {
+      var active = cellOf(grids, "matrix", this.activeKey[1], this.activeKey[2]);
+      if (active) active.classList.add("active");
+      this.activeCell = active;
+    }
+    if (refocus) {
+      var again = cellOf(grids, "matrix", refocus[0], refocus[1]);
+      if (again) {
+        again.focus({ preventScroll: true });
+        this.focusCell = again;
+      }
+    }
+    this.redrawing = false;
+  };
+
+  /** The element of W's cell (r, c), scrolling W's box to it (and drawing it) if need be. */
+  Explorer.prototype.matrixCell = function (r, c) {
+    var m = this.m, box = this.wScroll;
+    if (!m) return null;
+    var cell = m.cell, headTop = this.thead.offsetHeight, headLeft = this.lhead.offsetWidth;
+    var y = headTop + r * cell, x = headLeft + c * cell;
+    if (y < box.scrollTop + headTop) box.scrollTop = y - headTop;
+    else if (y + cell > box.scrollTop + box.clientHeight) box.scrollTop = y + cell - box.clientHeight;
+    if (x < box.scrollLeft + headLeft) box.scrollLeft = x - headLeft;
+    else if (x + cell > box.scrollLeft + box.clientWidth) box.scrollLeft = x + cell - box.clientWidth;
+    this.renderWindow(false);
+    return cellOf(this.grids, "matrix", r, c);
   };
 
   /** Cell sizes from the width available: readable cells, W in its own scroll box if need be. */
@@ -930,18 +1033,27 @@
       var kernel = self.grids.kernel;
       if (kernel) el.style.setProperty("--cell", kernel.el.style.getPropertyValue("--cell"));
     });
-    var m = this.grids && this.grids.matrix;
+    var m = this.m;
     if (m) {
-      var avail = width - 40, fitCell = Math.floor(avail / m.cols);
+      // the W box shares its row with the rotated axis label and the row header (1.3rem each)
+      var rem = parseFloat(getComputedStyle(this.element).fontSize) || 14;
+      var avail = (this.wBody.clientWidth || width - 24) - Math.ceil(2.6 * rem) - 6;
+      var fitCell = Math.floor(avail / m.cols);
       var cell = this.fit ? Math.max(2, Math.min(24, fitCell)) : Math.max(15, Math.min(24, fitCell));
       var table = this.wBody.querySelector(".cx-wtable");
       table.style.setProperty("--wcell", cell + "px");
       table.style.setProperty("--fs", Math.max(7, Math.min(12, Math.floor(cell * 0.5))) + "px");
       table.classList.toggle("cx-tiny", cell < 11);
       this.wScroll.style.maxHeight = Math.max(240, Math.min(560, Math.round(window.innerHeight * 0.7))) + "px";
+      this.wGrid.style.width = cell * m.cols + "px";
+      this.wGrid.style.height = cell * m.rows + "px";
       var blocks = this.wBody.querySelector(".cx-blocks");
       blocks.style.width = cell * m.cols + "px";
       blocks.style.height = cell * m.rows + "px";
+      var changed = cell !== m.cell;
+      m.cell = cell;
+      this.renderWindow(changed);
+      if (changed && this.lastLinks) this.showBands(this.lastLinks, false);
     }
   };
 
@@ -1040,7 +1152,8 @@
               : "No window reads it (the floor drops it): its column of W is zero.");
         } else {
           out.html = "<b>" + idx("z", i, j) + "</b> is row <b>" + c + "</b> of W<sup>" + T + "</sup> (column " + c + " of W). " +
-            (readers.length ? "Its value is the sum of " + plural(readers.length, "product", "products") + ": " + list(parts, 6) +
+            (readers.length ? "It is " + (readers.length === 1 ? "one product: " : "the sum of " + readers.length + " products: ") +
+              parts.slice(0, 6).join(" + ") + (readers.length > 6 ? " + \u2026 (" + readers.length + " in all)" : "") +
               "." + backwards + " That is why the equivalent direct convolution over the stretched y uses the flipped kernel."
               : "No stamp reaches it, so its row of W<sup>" + T + "</sup> is empty and it is always 0" +
                 (i >= X[0] - g.opad[0] || j >= X[1] - g.opad[1] ? ": output_padding added it past the end of the stamps." : "."));
@@ -1103,47 +1216,69 @@
       el.removeAttribute("data-tap");
     });
     this.lit = [];
+    var grids = this.grids;
+    (this.mLit || new Map()).forEach(function (tap, key) {
+      var rc = key.split(","), el = cellOf(grids, "matrix", +rc[0], +rc[1]);
+      if (el) {
+        el.classList.remove("highlight", "cx-tapped");
+        el.removeAttribute("data-tap");
+      }
+    });
+    this.mLit = new Map();
+    this.mOrder = [];
     if (this.activeCell) this.activeCell.classList.remove("active");
     this.activeCell = null;
+    this.activeKey = null;
+    this.lastLinks = null;
     if (this.bandRow) this.bandRow.hidden = true;
     if (this.bandCol) this.bandCol.hidden = true;
     this.element.querySelectorAll(".cx-flip.lit").forEach(function (el) { el.classList.remove("lit"); });
   };
 
   Explorer.prototype.activate = function (cell) {
-    if (cell === this.activeCell) return;
+    if (cell && cell === this.activeCell) return;
     this.clear();
     if (!cell || !this.g) {
       this.showReadout(null);
       return;
     }
-    var links = this.links(cell), grids = this.grids, lit = this.lit;
+    var links = this.links(cell), grids = this.grids, lit = this.lit, mLit = this.mLit, mOrder = this.mOrder;
+    var own = [cell.getAttribute("data-grid"), +cell.getAttribute("data-i"), +cell.getAttribute("data-j")];
     links.cells.forEach(function (target) {
+      if (target.grid === own[0] && target.i === own[1] && target.j === own[2]) return;
+      var tap = target.tap !== undefined && target.grid !== "kernel" ? target.tap : null;
+      if (target.grid === "matrix") {
+        var key = target.i + "," + target.j;
+        if (mLit.has(key)) return;
+        mLit.set(key, tap);
+        mOrder.push([target.i, target.j]);
+      }
       var el = cellOf(grids, target.grid, target.i, target.j);
-      if (!el || el === cell) return;
+      if (!el) return;
       el.classList.add("highlight");
-      if (target.tap !== undefined && target.grid !== "kernel") {
-        el.setAttribute("data-tap", target.tap);
+      if (tap !== null) {
+        el.setAttribute("data-tap", tap);
         el.classList.add("cx-tapped");
       }
-      lit.push(el);
+      if (target.grid !== "matrix") lit.push(el);
     });
     cell.classList.add("active");
     this.activeCell = cell;
+    this.activeKey = own;
+    this.lastLinks = links;
     var root = this.element;
     links.taps.forEach(function (t) {
       var flip = root.querySelector('.cx-flip[data-flip-tap="' + t + '"]');
       if (flip) flip.classList.add("lit");
     });
-    this.showBands(links, cell.getAttribute("data-grid") !== "matrix");
+    this.showBands(links, own[0] !== "matrix");
     this.showReadout(links.html);
   };
 
   Explorer.prototype.showBands = function (links, scroll) {
-    var m = this.grids.matrix;
-    if (!m) return;
-    var table = this.wBody.querySelector(".cx-wtable");
-    var cell = parseFloat(table.style.getPropertyValue("--wcell")) || 16;
+    var m = this.m;
+    if (!m || !m.cell) return;
+    var cell = m.cell;
     if (links.bandRow !== null) {
       this.bandRow.hidden = false;
       this.bandRow.style.top = links.bandRow * cell + "px";
@@ -1156,24 +1291,29 @@
       this.bandCol.style.width = cell + "px";
       this.bandCol.style.height = m.rows * cell + "px";
     }
-    if (!scroll) return;
+    if (!scroll || !this.mOrder.length) return;
     // bring the linked part of the matrix into its own box (never scrolls the page)
-    var box = this.wScroll, head = 24;
-    var lit = this.lit.filter(function (el) { return el.getAttribute("data-grid") === "matrix"; });
-    if (!lit.length) return;
-    var rows = lit.map(function (el) { return +el.getAttribute("data-i"); });
-    var cols = lit.map(function (el) { return +el.getAttribute("data-j"); });
+    var box = this.wScroll, headTop = this.thead.offsetHeight, headLeft = this.lhead.offsetWidth;
+    var rows = this.mOrder.map(function (rc) { return rc[0]; }), cols = this.mOrder.map(function (rc) { return rc[1]; });
     var top = Math.min.apply(null, rows) * cell, bottom = (Math.max.apply(null, rows) + 1) * cell;
     var left = Math.min.apply(null, cols) * cell, right = (Math.max.apply(null, cols) + 1) * cell;
-    var viewH = box.clientHeight - head, viewW = box.clientWidth - head;
+    var viewH = box.clientHeight - headTop, viewW = box.clientWidth - headLeft;
     if (top < box.scrollTop || bottom > box.scrollTop + viewH) box.scrollTop = Math.max(0, top - Math.max(0, (viewH - (bottom - top)) / 2));
     if (left < box.scrollLeft || right > box.scrollLeft + viewW) box.scrollLeft = Math.max(0, left - Math.max(0, (viewW - (right - left)) / 2));
+    this.renderWindow(false);
   };
 
   Explorer.prototype.showReadout = function (html) {
     this.readout.innerHTML = html || (this.g
       ? "Hover over a cell, or <kbd>Tab</kbd> to a grid and move with the arrow keys: an output lights its row of the matrix and its window, an input its column and every output it feeds, an entry of the matrix its (output, input, tap) triple."
       : "Change a setting to get a valid convolution.");
+    // The readout only ever grows (until the settings change): were it to shrink, the matrix
+    // below would move under the pointer, light another cell, and move again.
+    var height = this.readout.offsetHeight;
+    if (height > this.readoutHeight) {
+      this.readoutHeight = height;
+      this.readout.style.minHeight = height + "px";
+    }
   };
 
   // ------------------------------------------------------------ events
@@ -1182,7 +1322,7 @@
     var cell = event.target.closest && event.target.closest("[data-grid]");
     if (!cell || !this.element.contains(cell)) {
       if (event.target.closest && event.target.closest(".cx-panels, .cx-wbody")) return;
-      if (this.activeCell && this.activeCell !== this.focusCell) this.activate(this.focusCell);
+      if (this.activeCell !== this.focusCell) this.activate(this.focusCell);
       return;
     }
     this.activate(cell);
@@ -1193,20 +1333,33 @@
   };
 
   Explorer.prototype.onFocus = function (event) {
+    if (this.redrawing) return;
+    if (event.target === this.wScroll && this.m) {
+      // the box of a large W is the tab stop: hand the focus to its current cell, unless the
+      // focus comes back from that cell (Shift+Tab), on its way out
+      if (event.relatedTarget && this.wScroll.contains(event.relatedTarget)) return;
+      var inside = this.matrixCell(this.m.tab[0], this.m.tab[1]);
+      if (inside) inside.focus({ preventScroll: true });
+      return;
+    }
     var cell = event.target.closest && event.target.closest("[data-grid]");
     if (!cell) return;
-    var grid = cell.parentNode.parentNode;
-    grid.querySelectorAll('[tabindex="0"]').forEach(function (el) { el.setAttribute("tabindex", "-1"); });
-    cell.setAttribute("tabindex", "0");
+    var grid = cell.parentNode.parentNode, inMatrix = cell.getAttribute("data-grid") === "matrix";
+    if (!(inMatrix && this.m && this.m.windowed)) {
+      grid.querySelectorAll('[tabindex="0"]').forEach(function (el) { el.setAttribute("tabindex", "-1"); });
+      cell.setAttribute("tabindex", "0");
+    }
+    if (inMatrix && this.m) this.m.tab = [+cell.getAttribute("data-i"), +cell.getAttribute("data-j")];
     this.focusCell = cell;
     this.activate(cell);
   };
 
   Explorer.prototype.onBlur = function (event) {
+    if (this.redrawing) return;
     var next = event.relatedTarget;
     if (next && this.element.contains(next) && next.closest("[data-grid]")) return;
     this.focusCell = null;
-    if (!next || !this.element.contains(next) || !next.closest("[data-grid]")) this.activate(null);
+    this.activate(null);
   };
 
   Explorer.prototype.onKey = function (event) {
@@ -1214,20 +1367,22 @@
     if (!cell) return;
     var name = cell.getAttribute("data-grid"), grid = this.grids[name];
     var i = +cell.getAttribute("data-i"), j = +cell.getAttribute("data-j"), target = null;
-    var lastI = grid.i0 + grid.rows - 1, lastJ = grid.j0 + grid.cols - 1;
+    var i0 = name === "matrix" ? 0 : grid.i0, j0 = name === "matrix" ? 0 : grid.j0;
+    var lastI = name === "matrix" ? grid.nRows - 1 : grid.i0 + grid.rows - 1;
+    var lastJ = name === "matrix" ? grid.nCols - 1 : grid.j0 + grid.cols - 1;
     var step = name === "matrix" ? (isTransposed(this.cfg) ? this.g.X[1] : this.g.Y[1]) : 1;
     switch (event.key) {
       case "ArrowLeft": target = [i, j - 1]; break;
       case "ArrowRight": target = [i, j + 1]; break;
       case "ArrowUp": target = [i - 1, j]; break;
       case "ArrowDown": target = [i + 1, j]; break;
-      case "Home": target = event.ctrlKey ? [grid.i0, grid.j0] : [i, grid.j0]; break;
+      case "Home": target = event.ctrlKey ? [i0, j0] : [i, j0]; break;
       case "End": target = event.ctrlKey ? [lastI, lastJ] : [i, lastJ]; break;
       case "PageUp": target = [i - Math.max(step, 1), j]; break;
       case "PageDown": target = [i + Math.max(step, 1), j]; break;
       case "Escape":
-        cell.blur();
         this.focusCell = null;
+        cell.blur();
         this.activate(null);
         event.preventDefault();
         return;
@@ -1242,9 +1397,9 @@
       default: return;
     }
     event.preventDefault();
-    target[0] = Math.max(grid.i0, Math.min(lastI, target[0]));
-    target[1] = Math.max(grid.j0, Math.min(lastJ, target[1]));
-    var el = cellOf(this.grids, name, target[0], target[1]);
+    target[0] = Math.max(i0, Math.min(lastI, target[0]));
+    target[1] = Math.max(j0, Math.min(lastJ, target[1]));
+    var el = name === "matrix" ? this.matrixCell(target[0], target[1]) : cellOf(this.grids, name, target[0], target[1]);
     if (el) el.focus();
   };
 
@@ -1255,13 +1410,12 @@
       var names = this.names(), i = +cell.getAttribute("data-i"), j = +cell.getAttribute("data-j");
       var transposed = isTransposed(this.cfg);
       var y = transposed ? j : i, x = transposed ? i : j;
-      var wantInput = shift;
-      var useY = (names.y === "input") === wantInput;
+      var useY = (names.y === "input") === shift;
       return useY ? cellOf(this.grids, names.y, Math.floor(y / this.g.Y[1]), y % this.g.Y[1])
         : cellOf(this.grids, names.x, Math.floor(x / this.g.X[1]), x % this.g.X[1]);
     }
-    var first = this.lit.filter(function (el) { return el.getAttribute("data-grid") === "matrix"; })[0];
-    return first || null;
+    var first = this.mOrder[0];
+    return first ? this.matrixCell(first[0], first[1]) : null;
   };
 
   // ------------------------------------------------------------ public interface

@@ -321,7 +321,6 @@ def set_config(page, cfg):
 
 
 def check_hover(page, geo, grid, i, j):
-    page.mouse.move(0, 0)
     cell(page, grid, i, j).hover()
     if grid == geo.ygrid:
         expected, taps = geo.linked_to_y(i, j)
@@ -365,7 +364,7 @@ def test_hover_lights_exactly_the_linked_cells(explorer, case):
     geo = Geometry(cfg)
     rng = random.Random(case)
     n_lit = 0
-    # every output position (every row of W) and a sample of everything else
+    # the first and last outputs, and a sample of everything else
     ys = list(itertools.product(range(geo.Y[0]), range(geo.Y[1])))
     xs_inside = list(itertools.product(range(geo.X[0]), range(geo.X[1])))
     frame = page.evaluate(f"""() => [...document.querySelectorAll('.conv-explorer [data-grid="{geo.xgrid}"].cx-pad')]
@@ -387,7 +386,7 @@ def test_hover_lights_exactly_the_linked_cells(explorer, case):
             range(-geo.before[1], geo.X[1] + max(geo.before[1] - a[1], 0)))
             if not (0 <= i < geo.X[0] and 0 <= j < geo.X[1])}
     assert {tuple(f) for f in frame} == expected_frame
-    targets = [(geo.ygrid, i, j) for i, j in ys]
+    targets = [(geo.ygrid, i, j) for i, j in ys[:2] + ys[-2:] + rng.sample(ys, min(8, len(ys)))]
     targets += [(geo.xgrid, i, j) for i, j in rng.sample(xs_inside, min(8, len(xs_inside)))]
     targets += [(geo.xgrid, i, j) for i, j in rng.sample(sorted(expected_frame), min(4, len(expected_frame)))]
     targets += [("kernel", a, b) for a, b in itertools.product(range(geo.k[0]), range(geo.k[1]))][:6]
@@ -398,6 +397,46 @@ def test_hover_lights_exactly_the_linked_cells(explorer, case):
     for target in targets:
         n_lit += len(check_hover(page, geo, *target))
     assert n_lit > 3 * len(targets)
+
+
+def focused(page):
+    return page.evaluate("""() => { const el = document.activeElement;
+        return el && el.dataset.grid ? [el.dataset.grid, +el.dataset.i, +el.dataset.j] : null; }""")
+
+
+def test_a_large_matrix_is_drawn_a_window_at_a_time(explorer):
+    page, _ = explorer
+    cfg = full(dict(input=[12, 12], kernel=[5, 5]))  # W is 64 x 144: 9216 entries
+    set_config(page, cfg)
+    geo = Geometry(cfg)
+    rows, cols, drawn = grid_shape(page, "matrix")
+    assert (rows, cols) == (64, 144) and 0 < drawn < rows * cols
+    # hovering an input scrolls W's box to its column (35 rows: it fits), drawn and lit in full
+    check_hover(page, geo, "input", 7, 9)
+    box = page.locator(".conv-explorer .cx-wscroll").bounding_box()
+    for el in page.locator(".conv-explorer [data-grid=matrix].highlight").all():
+        b = el.bounding_box()
+        assert box["y"] <= b["y"] and b["y"] + b["height"] <= box["y"] + box["height"] + 1
+    # a row of 25 taps spans 53 columns, wider than the box: it scrolls to the row's first entry,
+    # and the entries drawn are exactly those of the row
+    cell(page, "output", 6, 2).hover()
+    expected, _ = geo.linked_to_y(6, 2)
+    drawn = {tuple(c) for c in page.evaluate("""() => [...document.querySelectorAll(
+        '.conv-explorer [data-grid=matrix]')].map(el => ['matrix', +el.dataset.i, +el.dataset.j])""")}
+    got = {tuple(c[:3]) for c in lit(page)["cells"]}
+    row = {c for c in expected if c[0] == "matrix"}
+    assert min(row) in drawn and got == (expected - row) | (row & drawn)
+    # the box is the tab stop of a large W: it hands the focus to a cell, scrolling back to it;
+    # the keyboard reaches the far corner, drawing it on the way
+    page.mouse.move(2, 2)
+    page.locator('.conv-explorer input[data-knob="fit"]').focus()
+    page.keyboard.press("Tab")
+    assert focused(page) == ["matrix", 0, 0]
+    page.keyboard.press("Control+End")
+    assert focused(page) == ["matrix", 63, 143]
+    expected, _ = geo.linked_to_matrix(63, 143)
+    assert {tuple(c[:3]) for c in lit(page)["cells"]} == expected
+    page.keyboard.press("Escape")
 
 
 def test_unread_entries_are_marked(explorer):
@@ -422,10 +461,13 @@ def knob(page, key, axis):
 
 
 def grid_shape(page, grid):
+    """[rows, columns, cells drawn] of a grid (W gives its size in aria-rowcount and aria-colcount)."""
     return page.evaluate(f"""() => {{
         const g = document.querySelector('.conv-explorer .cx-grid[data-name="{grid}"]');
-        return g ? [+g.style.getPropertyValue('--rows'), +g.style.getPropertyValue('--cols'),
-                    g.querySelectorAll('[data-grid]').length] : null; }}""")
+        if (!g) return null;
+        const n = g.querySelectorAll('[data-grid]').length;
+        return g.hasAttribute('aria-rowcount') ? [+g.getAttribute('aria-rowcount'), +g.getAttribute('aria-colcount'), n]
+            : [+g.style.getPropertyValue('--rows'), +g.style.getPropertyValue('--cols'), n]; }}""")
 
 
 def test_controls_and_presets(explorer):
@@ -499,11 +541,6 @@ def test_controls_and_presets(explorer):
     page.locator('.conv-explorer button[data-preset="initial"]').click()
     assert page.evaluate("document.querySelector('.conv-explorer').convExplorer.config")["input"] == [5, 6]
     assert grid_shape(page, "matrix")[:2] == [12, 30]
-
-
-def focused(page):
-    return page.evaluate("""() => { const el = document.activeElement;
-        return el && el.dataset.grid ? [el.dataset.grid, +el.dataset.i, +el.dataset.j] : null; }""")
 
 
 def test_keyboard(explorer):
@@ -593,6 +630,7 @@ def test_phone_width_has_no_sideways_scroll(visit, server, name):
     assert page.locator(".conv-explorer [data-grid].highlight").count() > 0
     if name == PAGE:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 375, "height": page.evaluate("document.documentElement.scrollHeight")})
         page.locator(".conv-explorer").screenshot(path=str(SCREENSHOTS / "explorer-phone.png"))
     assert not problems, "\n".join(problems)
 
@@ -605,6 +643,16 @@ def contrast(fg, bg):
         return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
     hi, lo = sorted([luminance(fg), luminance(bg)], reverse=True)
     return (hi + 0.05) / (lo + 0.05)
+
+
+def shoot(page, path):
+    """A screenshot of the explorer, whole: the viewport as tall as the page, so nothing scrolls."""
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": 1280, "height": height})
+    page.mouse.move(2, 2)  # off the explorer: what stays lit is what the focused cell links
+    page.locator(".conv-explorer").screenshot(path=str(path))
+    assert path.stat().st_size > 20_000
+    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -630,12 +678,11 @@ def test_screenshots_and_colours(visit, server, scheme):
     dark_bg = contrast(colours["root"][1], "rgb(0, 0, 0)") < 3
     assert dark_bg == (scheme == "dark"), colours["root"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    out = SCREENSHOTS / f"explorer-{scheme}.png"
-    page.locator(".conv-explorer").screenshot(path=str(out))
-    assert out.stat().st_size > 20_000
+    cell(page, "output", 1, 1).focus()
+    shoot(page, SCREENSHOTS / f"explorer-{scheme}.png")
+    assert page.locator(".conv-explorer [data-grid].highlight").count() == 8 + 8 + 8  # W row, window, taps
     page.locator('.conv-explorer button[data-preset="5"]').click()  # transposed, output_padding
-    cell(page, "output", 2, 3).hover()
-    out = SCREENSHOTS / f"explorer-transposed-{scheme}.png"
-    page.locator(".conv-explorer").screenshot(path=str(out))
-    assert out.stat().st_size > 20_000
+    cell(page, "output", 2, 3).focus()
+    shoot(page, SCREENSHOTS / f"explorer-transposed-{scheme}.png")
+    assert page.locator(".conv-explorer [data-grid].highlight").count() > 0
     assert not problems, "\n".join(problems)
