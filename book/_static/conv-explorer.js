@@ -487,6 +487,7 @@
       return;
     }
     if (!knob) return;
+    if (target.type === "checkbox" && !committed) return;  // checkboxes: once, on change
     if (knob === "fit") {
       this.fit = target.checked;
       this.layout();
