@@ -8,83 +8,19 @@ Saves screenshots of the start page and the kernel-matrix chapter in _build/scre
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
-import shutil
-import threading
-from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
+from browsing import HTML, SCREENSHOTS, SKIP_REASON
 
-ROOT = Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "_build" / "screenshots"
+if SKIP_REASON:
+    pytest.skip(SKIP_REASON, allow_module_level=True)
+pytest.importorskip("playwright.sync_api")
+
 PDF_EDITION = HTML / "convolution-as-a-matrix.pdf"  # linked from the front page
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-if not CHROMIUM:
-    pytest.skip("headless Chromium not found: install it with 'sudo apt-get install chromium' "
-                "(Debian/Ubuntu) or set CHROMIUM=/path/to/chrome", allow_module_level=True)
-if not (HTML / "index.html").exists():
-    pytest.skip("the book is not built: run 'make book' first", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.rglob("*.html")
                if not p.relative_to(HTML).parts[0].startswith("_"))
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def server():
-    handler = functools.partial(QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        yield browser
-        browser.close()
-
-
-def visit(browser, url: str, color_scheme: str = "light"):
-    """Load a page; return it with the problems seen while loading."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
-    page = context.new_page()
-    problems: list[str] = []
-    local = urlparse(url).netloc
-
-    def on_request(route):
-        if urlparse(route.request.url).netloc not in (local, ""):
-            problems.append(f"request to another host: {route.request.url}")
-            route.abort()
-        else:
-            route.continue_()
-
-    page.route("**/*", on_request)
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console error: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: urlparse(r.url).netloc == local
-            and problems.append(f"failed request: {r.url} ({r.failure})"))
-    page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
-    page.goto(url, wait_until="networkidle")
-    return context, page, problems
 
 
 def wait_for_mathjax(page) -> None:
@@ -93,8 +29,8 @@ def wait_for_mathjax(page) -> None:
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_page_loads_cleanly_offline(browser, server, name):
-    context, page, problems = visit(browser, server + name)
+def test_page_loads_cleanly_offline(visit, server, name):
+    context, page, problems = visit(server + name)
     try:
         wait_for_mathjax(page)
         broken = page.evaluate(
@@ -129,8 +65,8 @@ def test_page_loads_cleanly_offline(browser, server, name):
 @pytest.mark.parametrize("name,shot", [("book/intro.html", "start"),
                                        ("book/02_kernel_matrix.html", "kernel-matrix")])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screenshots(browser, server, name, shot, scheme):
-    context, page, problems = visit(browser, server + name, color_scheme=scheme)
+def test_screenshots(visit, server, name, shot, scheme):
+    context, page, problems = visit(server + name, color_scheme=scheme)
     try:
         wait_for_mathjax(page)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -143,8 +79,8 @@ def test_screenshots(browser, server, name, shot, scheme):
     assert not problems, "\n".join(problems)
 
 
-def test_search_finds_a_chapter(browser, server):
-    context, page, problems = visit(browser, server + "search.html?q=Toeplitz")
+def test_search_finds_a_chapter(visit, server):
+    context, page, problems = visit(server + "search.html?q=Toeplitz")
     try:
         page.wait_for_selector("#search-results li", timeout=15_000)
         hits = page.locator("#search-results li a").evaluate_all("els => els.map(e => e.href)")
@@ -154,8 +90,8 @@ def test_search_finds_a_chapter(browser, server):
     assert not problems, "\n".join(problems)
 
 
-def test_chapter_offers_launch_download_and_source_links(browser, server):
-    context, page, problems = visit(browser, server + "book/02_kernel_matrix.html")
+def test_chapter_offers_launch_download_and_source_links(visit, server):
+    context, page, problems = visit(server + "book/02_kernel_matrix.html")
     try:
         hrefs = page.evaluate("[...document.querySelectorAll('a[href]')].map(a => a.href)")
     finally:
