@@ -11,7 +11,10 @@ from .functional import (col2im, conv1d, conv2d, conv3d, conv_transpose1d, conv_
                          conv_transpose3d, im2col)
 from .loops import conv_transpose2d_loop, corr2d, kernel_matrix_loop
 from .matrix import DEFAULT_MAX_DENSE_BYTES, kernel_matrix, kernel_matrix_indices
+from .pooling import avg_pool_matrix, max_pool_matrix, pool_output_size
 from .shapes import conv_output_size, conv_transpose_output_size, resolve_padding
+from .stacks import ComposedConv, compose_conv, receptive_field
+from .upsampling import upsample_matrix, upsampling_kernel
 
 __version__ = "0.1.0"
 
@@ -34,4 +37,12 @@ __all__ = [
     "im2col",
     "col2im",
     "nn",
+    "compose_conv",
+    "ComposedConv",
+    "receptive_field",
+    "pool_output_size",
+    "avg_pool_matrix",
+    "max_pool_matrix",
+    "upsampling_kernel",
+    "upsample_matrix",
 ]
