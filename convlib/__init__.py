@@ -14,7 +14,7 @@ from .matrix import DEFAULT_MAX_DENSE_BYTES, kernel_matrix, kernel_matrix_indice
 from .pooling import avg_pool_matrix, max_pool_matrix, pool_output_size
 from .shapes import conv_output_size, conv_transpose_output_size, resolve_padding
 from .stacks import ComposedConv, compose_conv, receptive_field
-from .upsampling import upsample_matrix, upsampling_kernel
+from .upsampling import checkerboard_score, upsample_matrix, upsampling_kernel
 
 __version__ = "0.1.0"
 
@@ -45,4 +45,5 @@ __all__ = [
     "max_pool_matrix",
     "upsampling_kernel",
     "upsample_matrix",
+    "checkerboard_score",
 ]

@@ -12,6 +12,9 @@ transpose of a strided convolution with a fixed kernel:
   :math:`\lfloor s / 2 \rfloor`; ``F.interpolate`` repeats the first and last entry
   instead of reading zeros beyond the border, so :math:`U = W^\top P` with the
   replicate-padding matrix :math:`P` of :func:`convlib.padding.padding_matrix`.
+
+:func:`checkerboard_score` measures what an upsampler must not add: energy at the
+frequency of a checkerboard.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .matrix import kernel_matrix
 from .padding import padding_matrix
 from .shapes import IntOrTuple, as_tuple
 
-__all__ = ["upsampling_kernel", "upsample_matrix"]
+__all__ = ["upsampling_kernel", "upsample_matrix", "checkerboard_score"]
 
 _LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3}
 
@@ -146,3 +149,32 @@ def _check_scale(scale_factor) -> int:
     if isinstance(scale_factor, bool) or not isinstance(scale_factor, int) or scale_factor < 1:
         raise ValueError(f"scale_factor must be a positive int, got {scale_factor!r}")
     return scale_factor
+
+
+def checkerboard_score(input: torch.Tensor) -> torch.Tensor:
+    r"""The fraction of an image's energy at the Nyquist frequency :math:`(\pi, \pi)`.
+
+    A checkerboard :math:`(-1)^{i + j}` is the Fourier mode of the highest frequency along
+    both axes. For an :math:`h \times w` image :math:`Z` with DFT :math:`\hat Z`, by
+    Parseval's identity,
+
+    .. math::
+
+        c(Z) = \frac{|\hat Z(\pi, \pi)|^2}{\sum_f |\hat Z(f)|^2}
+             = \frac{\big(\sum_{i, j} (-1)^{i + j} Z[i, j]\big)^2}{h\, w \sum_{i, j} Z[i, j]^2} ,
+
+    between 0 (no checkerboard component, e.g. a constant image) and 1 (a pure
+    checkerboard). For even :math:`h` and :math:`w` the numerator is
+    :math:`(h w / 4)^2 (m_{00} - m_{01} - m_{10} + m_{11})^2`, with :math:`m_{ab}` the mean of
+    :math:`Z` over the pixels of phase :math:`(i \bmod 2, j \bmod 2) = (a, b)`: the score
+    compares the "black" and the "white" squares of a checkerboard laid over the image.
+
+    Shape:
+        - Input: :math:`(*, h, w)`
+        - Output: :math:`(*)`, one score per image (NaN for an all-zero image).
+    """
+    h, w = input.shape[-2:]
+    i = torch.arange(h, device=input.device)[:, None]
+    j = torch.arange(w, device=input.device)[None, :]
+    sign = 1 - 2 * ((i + j) % 2).to(input.dtype)                   # (h, w): +1 and -1 alternating
+    return (input * sign).sum((-2, -1)).square() / (h * w * input.square().sum((-2, -1)))

@@ -95,3 +95,31 @@ def test_resize_then_convolve_is_the_transpose_of_one_strided_convolution():
         torch.testing.assert_close(resize_conv, W.T)
         K_eff = c.weight.flatten()
         torch.testing.assert_close(K_eff[0::2].sum(), K_eff[1::2].sum())
+
+
+def test_checkerboard_score_is_the_nyquist_energy_fraction():
+    from convlib.upsampling import checkerboard_score
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(3, 6, 8, dtype=torch.float64, generator=gen)
+    power = torch.fft.fft2(z).abs().square()
+    torch.testing.assert_close(checkerboard_score(z), power[:, 3, 4] / power.sum((-2, -1)))
+    # in terms of the means over the four phases
+    m = [[z[:, a::2, b::2].mean((-2, -1)) for b in range(2)] for a in range(2)]
+    numerator = (6 * 8 / 4) ** 2 * (m[0][0] - m[0][1] - m[1][0] + m[1][1]) ** 2
+    torch.testing.assert_close(checkerboard_score(z), numerator / (6 * 8 * z.square().sum((-2, -1))))
+    board = (-1.0) ** (torch.arange(5)[:, None] + torch.arange(7))
+    assert checkerboard_score(board).item() == pytest.approx(1.0)
+    assert checkerboard_score(torch.ones(4, 4)).item() == 0.0
+
+
+def test_a_stride_two_transposed_convolution_moves_the_input_sum_to_the_nyquist_frequency():
+    """Z^(pi, pi) = K^(pi, pi) * sum(y) with padding 0: zero for the nearest and bilinear kernels."""
+    gen = torch.Generator().manual_seed(2)
+    y = torch.rand(1, 1, 5, 6, dtype=torch.float64, generator=gen)
+    sign = lambda h, w: (-1.0) ** (torch.arange(h)[:, None] + torch.arange(w))  # noqa: E731
+    for K in [torch.randn(3, 3, dtype=torch.float64, generator=gen), torch.randn(4, 4, dtype=torch.float64, generator=gen),
+              upsampling_kernel(2, "nearest", dtype=torch.float64)[0], upsampling_kernel(2, "bilinear", dtype=torch.float64)[0]]:
+        z = F.conv_transpose2d(y, K[None, None], stride=2)[0, 0]
+        nyquist = (z * sign(*z.shape)).sum()
+        torch.testing.assert_close(nyquist, (K * sign(*K.shape)).sum() * y.sum())
+    assert (upsampling_kernel(2, "bilinear")[0] * sign(4, 4)).sum().item() == 0.0
