@@ -1,17 +1,18 @@
 r"""Pooling as matrices: a fixed matrix for average pooling, one per input for max pooling.
 
-Average pooling is linear: on one channel it is a matrix ``A`` whose row for an output
+Average pooling is linear: on one channel it is a matrix :math:`W_\text{avg}` whose row for an output
 holds one over the divisor on the columns of that output's window. Without padding (or
 with ``count_include_pad=True``) it is the kernel matrix of a constant kernel, a
 convolution; its transpose is its gradient.
 
 Max pooling is not linear, but at each input ``x`` it is a 0/1 *selection* matrix
-``P(x)``: one 1 per row, in the column of the largest entry of that row's window. ``P(x)``
-is the Jacobian of max pooling at ``x``, so ``P(x).T`` routes the output gradient back.
+:math:`Q(x)`: one 1 per row, in the column of the largest entry of that row's window.
+:math:`Q(x)` is the Jacobian of max pooling at ``x``, so :math:`Q(x)^\top` routes the
+output gradient back.
 
 Both matrices act on one channel; pooling treats the channels one by one, so on ``C``
-channels the matrix is block diagonal, :math:`I_C \otimes A` (and one block of ``P(x)``
-per channel).
+channels the matrix is block diagonal, :math:`I_C \otimes W_\text{avg}` (and one block of
+:math:`Q(x)` per channel).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def avg_pool_matrix(
     dtype: torch.dtype = torch.float32,
     device: Union[torch.device, str, None] = None,
 ) -> torch.Tensor:
-    r"""The matrix ``A`` of average pooling on one channel: ``A @ x.flatten() == avg_pool(x).flatten()``.
+    r"""The matrix of average pooling on one channel: ``W @ x.flatten() == avg_pool(x).flatten()``.
 
     Row :math:`u` has the value :math:`1 / D_u` on the columns of the input entries in
     window :math:`u` and zeros elsewhere; entries of the window that fall on the padding
@@ -150,9 +151,9 @@ def avg_pool_matrix(
     * with ``count_include_pad=False``: the number of input entries in the window.
 
     With a constant divisor (no padding and no ``ceil_mode`` overhang, or
-    ``count_include_pad=True`` with windows that stay within the padding) ``A`` is the kernel
+    ``count_include_pad=True`` with windows that stay within the padding) ``W`` is the kernel
     matrix of the constant kernel :math:`1/\prod k` with stride ``stride``: average pooling
-    is that convolution, and ``A.T`` is its gradient. A divisor that changes from window to
+    is that convolution, and ``W.T`` is its gradient. A divisor that changes from window to
     window gives rows a convolution's kernel matrix cannot have.
 
     Args:
@@ -178,10 +179,10 @@ def avg_pool_matrix(
         divisor = _outer_product(sizes).to(torch.float64)
     else:
         divisor = inside.sum(1).to(torch.float64)
-    A = torch.zeros(flat.shape[0], math.prod(n), dtype=torch.float64)
+    W = torch.zeros(flat.shape[0], math.prod(n), dtype=torch.float64)
     rows = torch.arange(flat.shape[0])[:, None].expand_as(flat)
-    A.index_put_((rows[inside], flat[inside]), (1 / divisor)[:, None].expand_as(flat)[inside], accumulate=True)
-    return A.to(dtype=dtype, device=device)
+    W.index_put_((rows[inside], flat[inside]), (1 / divisor)[:, None].expand_as(flat)[inside], accumulate=True)
+    return W.to(dtype=dtype, device=device)
 
 
 def _outer_product(vectors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -200,16 +201,16 @@ def max_pool_matrix(
     dilation: IntOrTuple = 1,
     ceil_mode: bool = False,
 ) -> torch.Tensor:
-    r"""The 0/1 selection matrix ``P(x)`` of max pooling at ``x``: ``P @ x.flatten() == max_pool(x).flatten()``.
+    r"""The 0/1 selection matrix :math:`Q(x)` of max pooling at ``x``: ``Q @ x.flatten() == max_pool(x).flatten()``.
 
     Row :math:`(c, u)` has a single 1, in the column of the largest entry of window
     :math:`u` of channel :math:`c` (the first one in row-major order if several are
-    equal, as PyTorch picks it; padding never wins). ``P(x)`` is the Jacobian of max
+    equal, as PyTorch picks it; padding never wins). :math:`Q(x)` is the Jacobian of max
     pooling at ``x`` wherever the maxima are unique, so the gradient of a loss with
-    respect to ``x`` is ``P(x).T @ G.flatten()``: each output gradient goes back to the
+    respect to ``x`` is ``Q.T @ G.flatten()``: each output gradient goes back to the
     entry that won its window, and entries that win several overlapping windows receive
     the sum. ``F.max_unpool{d}d`` with the indices of ``return_indices=True`` places
-    values the same way but writes instead of adding, so it equals ``P(x).T`` exactly when
+    values the same way but writes instead of adding, so it equals :math:`Q(x)^\top` exactly when
     no entry wins two windows (always, for windows that do not overlap).
 
     Args:
@@ -233,7 +234,7 @@ def max_pool_matrix(
     values = input.reshape(C, n_in)[:, flat]                               # (C, n_out, n_k)
     values = values.masked_fill(~inside, float("-inf"))                    # padding never wins
     winner = flat.expand(C, -1, -1).gather(2, values.argmax(2, keepdim=True))[..., 0]  # (C, n_out)
-    P = input.new_zeros(C * n_out, C * n_in)
+    Q = input.new_zeros(C * n_out, C * n_in)
     cols = winner + torch.arange(C, device=input.device)[:, None] * n_in
-    P[torch.arange(C * n_out, device=input.device), cols.reshape(-1)] = 1
-    return P
+    Q[torch.arange(C * n_out, device=input.device), cols.reshape(-1)] = 1
+    return Q

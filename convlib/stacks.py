@@ -51,20 +51,20 @@ def compose_conv(
     The first convolution has ``stride1``, ``padding1`` and ``dilation1``; the second
     ``stride2`` and ``dilation2`` and **no padding**: zeros padded between the layers are
     not the image of any input, so with them the stack is one convolution only away from
-    the borders. Output :math:`u` of the second layer reads, through tap :math:`b` of
-    ``weight2`` and tap :math:`a` of ``weight1``, the (padded) input position
+    the borders. Output :math:`u` of the second layer reads, through tap :math:`a_2` of
+    ``weight2`` and tap :math:`a_1` of ``weight1``, the (padded) input position
 
     .. math::
 
-        u\, s_1 s_2 - p_1 + b\, s_1 \delta_2 + a\, \delta_1 ,
+        u\, s_1 s_2 - p_1 + a_2\, s_1 \delta_2 + a_1\, \delta_1 ,
 
     so along each axis the stack has stride :math:`s = s_1 s_2`, padding :math:`p_1`, taps
     on a grid :math:`\delta = \gcd(\delta_1, s_1\delta_2)` apart, and the composed weight
 
     .. math::
 
-        \text{weight}[o, c, t] = \sum_m \sum_{a e_1 + b e_2 = t}
-            \text{weight2}[o, m, b]\; \text{weight1}[m, c, a],
+        \text{weight}[c_\text{out}, c_\text{in}, a] = \sum_m \sum_{a_1 e_1 + a_2 e_2 = a}
+            \text{weight2}[c_\text{out}, m, a_2]\; \text{weight1}[m, c_\text{in}, a_1],
         \qquad e_1 = \delta_1 / \delta,\; e_2 = s_1 \delta_2 / \delta ,
 
     a true convolution of the two kernels (spread out by :math:`e_1` and :math:`e_2`),

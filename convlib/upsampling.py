@@ -155,12 +155,13 @@ def checkerboard_score(input: torch.Tensor) -> torch.Tensor:
     r"""The fraction of an image's energy at the Nyquist frequency :math:`(\pi, \pi)`.
 
     A checkerboard :math:`(-1)^{i + j}` is the Fourier mode of the highest frequency along
-    both axes. For an :math:`h \times w` image :math:`Z` with DFT :math:`\hat Z`, by
+    both axes. For an :math:`h \times w` image :math:`Z` with DFT :math:`\hat Z` (for even
+    :math:`h` and :math:`w`, :math:`(\pi, \pi)` is the bin :math:`(h/2, w/2)`), by
     Parseval's identity,
 
     .. math::
 
-        c(Z) = \frac{|\hat Z(\pi, \pi)|^2}{\sum_f |\hat Z(f)|^2}
+        \operatorname{score}(Z) = \frac{|\hat Z(\pi, \pi)|^2}{\sum_f |\hat Z(f)|^2}
              = \frac{\big(\sum_{i, j} (-1)^{i + j} Z[i, j]\big)^2}{h\, w \sum_{i, j} Z[i, j]^2} ,
 
     between 0 (no checkerboard component, e.g. a constant image) and 1 (a pure
