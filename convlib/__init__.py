@@ -12,9 +12,12 @@ from .functional import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpos
                          conv_transpose3d)
 from .loops import conv_transpose2d_loop, corr2d, kernel_matrix_loop
 from .matrix import DEFAULT_MAX_DENSE_BYTES, kernel_matrix, kernel_matrix_indices
+from .pooling import avg_pool_matrix, max_pool_matrix, pool_output_size
 from .selection import col2im, im2col
 from .shapes import (Geometry, conv_output_size, conv_transpose_output_size, resolve_padding,
                      transpose_output_padding)
+from .stacks import ComposedConv, compose_conv, receptive_field
+from .upsampling import checkerboard_score, upsample_matrix, upsampling_kernel
 
 __version__ = "0.2.0"
 
@@ -41,4 +44,13 @@ __all__ = [
     "backends",
     "nn",
     "ops",
+    "compose_conv",
+    "ComposedConv",
+    "receptive_field",
+    "pool_output_size",
+    "avg_pool_matrix",
+    "max_pool_matrix",
+    "upsampling_kernel",
+    "upsample_matrix",
+    "checkerboard_score",
 ]
