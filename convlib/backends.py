@@ -1,16 +1,16 @@
 r"""Which factorization of ``W`` computes each product, and in which dtype and layout.
 
-Every convolution in :mod:`convlib` is one of three products with the kernel matrix:
-``W x`` (:func:`conv`), ``W^T y`` (:func:`conv_transpose`) and the weight gradient
-``G (S x)^T`` (:func:`conv_weight_grad`). Each has more than one factorization; this module
+Every convolution in convlib is one of three products with the kernel matrix:
+``W x`` (``conv``), ``W^T y`` (``conv_transpose``) and the weight gradient
+``G (S x)^T`` (``conv_weight_grad``). Each has more than one factorization; this module
 picks one per call by a small rule, and :func:`use` forces one, for the book and the tests:
 
 ``"im2col"``
     the columns ``S x`` a few samples at a time, then one matrix product
-    (:mod:`convlib.columns`). Any geometry.
+    (``convlib.columns``). Any geometry.
 ``"shifted"``
     stride 1 only: ``S`` split by kernel offset, each block a shifted slice of the flat
-    padded input, so nothing is copied (:mod:`convlib.shifted`).
+    padded input, so nothing is copied (``convlib.shifted``).
 
 The rule (``"auto"``): ``"shifted"`` for stride 1 with at least :data:`SHIFTED_MIN_CHANNELS`
 channels per group (with fewer, its products are too thin to be fast), when the

@@ -159,14 +159,14 @@ def _traced() -> bool:
 
 
 def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], p: Product) -> Tensor:
-    """``W x + b``: (N, C_in, *n) -> (N, C_out, *out)."""
+    """``W x + b``: ``(N, C_in, *n) -> (N, C_out, *out)``."""
     if _traced():
         return torch.ops.convlib.conv(x, weight, bias, *p.flat())
     return _ConvFunction.apply(x, weight, bias, p)
 
 
 def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], p: Product) -> Tensor:
-    """``W^T y + b``: (N, C_in, *n) -> (N, C_out, *out); ``p.geometry`` is that of ``W``
+    """``W^T y + b``: ``(N, C_in, *n) -> (N, C_out, *out)``; ``p.geometry`` is that of ``W``
     plus the output padding."""
     if _traced():
         return torch.ops.convlib.conv_transpose(y, weight, bias, *p.flat())

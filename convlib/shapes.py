@@ -97,7 +97,7 @@ def as_tuple(value: IntOrTuple, d: int, name: str) -> tuple[int, ...]:
         return items * d
     if len(items) != d:
         raise RuntimeError(f"expected {name} to be a single integer value or a list of {d} values "
-                           f"to match the convolution dimensions, but got {name}={list(items)}")
+                           f"to match the convolution dimensions, but got {name}={value!r}")
     return items
 
 

@@ -8,7 +8,7 @@ do not depend on the choice, but three visible things do, and convlib mirrors th
 * whether a **bias of another dtype** is refused (:func:`bias_dtype_checked`);
 * whether the products with **padding zeros** are made, which decides where a non-finite
   value turns into NaN (:func:`torch_uses_onednn`, used by
-  :func:`convlib.backends.conv_weight_grad`).
+  ``convlib.backends.conv_weight_grad``).
 
 Each rule was read off torch 2.13 on the CPU and is checked against it by the
 differential tests (``tests/test_differential.py``).
