@@ -11,10 +11,21 @@ picks one per call by a small rule, and :func:`use` forces one, for the book and
 ``"shifted"``
     stride 1 only: ``S`` split by kernel offset, each block a shifted slice of the flat
     padded input, so nothing is copied (``convlib.shifted``).
+``"winograd"``
+    stride 1, undilated, 3 taps per dimension, 1-d and 2-d, real dtypes, finite values:
+    ``W = A^T [(G g G^T) (.) (B^T d B)] A`` tile by tile (``convlib.winograd``), for the
+    convolution and for its transpose (the convolution with the flipped, transposed kernel).
+``"polyphase"``
+    any stride: the sum over the input's phases of stride-1 convolutions, each a shifted
+    slice of one flat buffer (``convlib.polyphase``); the convolution and the weight
+    gradient.
 
 The rule (``"auto"``): ``"shifted"`` for stride 1 with at least :data:`SHIFTED_MIN_CHANNELS`
 channels per group (with fewer, its products are too thin to be fast), when the
-values its run-on entries multiply are finite; ``"im2col"`` otherwise.
+values its run-on entries multiply are finite; ``"im2col"`` otherwise. ``"winograd"`` and
+``"polyphase"`` are taken only when forced: measured on this project's 2-core CPU they are
+not yet faster than the forms above (see :data:`WINOGRAD_TILES` for the error rule that
+would admit Winograd).
 
 Two more things are settled here, the same for every factorization:
 
@@ -32,20 +43,28 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 
+from . import winograd
 from .columns import conv_columns, conv_transpose_columns, weight_grad_columns, weight_grad_taps
 from .shapes import Geometry
+from .polyphase import conv_polyphase, weight_grad_polyphase
 from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "SHIFTED_MIN_CHANNELS", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "SHIFTED_MIN_CHANNELS", "WINOGRAD_TILES", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
-ALGORITHMS = ("auto", "im2col", "shifted")
+ALGORITHMS = ("auto", "im2col", "shifted", "winograd", "polyphase")
 
 #: Stride-1 convolutions with at least this many input channels per group skip the
 #: im2col copy (``"shifted"``); with fewer, the products would be too thin.
 SHIFTED_MIN_CHANNELS = 64
+
+#: The output tile of Winograd's ``F(m, 3)`` per number of dimensions: the largest whose
+#: float32 error against a float64 reference stays within twice torch's own, measured over
+#: random inputs (``tests/test_winograd.py``): ``F(2, 3)`` and ``F(2x2, 3x3)``, at 0.4-1.5x
+#: (measured: ``F(4, 3)`` 1.6-2.4x, ``F(6, 3)`` 2.7x, ``F(4x4, 3x3)`` 2.9-13.5x).
+WINOGRAD_TILES = {1: (2,), 2: (2, 2)}
 
 _forced: Optional[str] = None
 
@@ -73,21 +92,44 @@ def use(algorithm: str) -> Iterator[None]:
         _forced = previous
 
 
-def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True) -> str:
+def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtype) -> bool:
+    """Whether ``algorithm`` can compute ``product`` for this geometry at all."""
+    if algorithm == "shifted":
+        return geometry.unit_stride
+    if algorithm == "winograd":
+        return (product != "weight_grad" and geometry.unit_stride and geometry.d in WINOGRAD_TILES
+                and all(k == 3 for k in kernel_size) and all(dl == 1 for dl in geometry.dilation)
+                and not dtype.is_complex)
+    if algorithm == "polyphase":
+        return product != "transpose"
+    return algorithm == "im2col"
+
+
+def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True, *,
+           kernel_size=(), product: str = "conv", dtype: torch.dtype = torch.float32) -> str:
     """The factorization a product gets: the forced one where it applies, else the rule.
 
     ``channels_per_group`` is the reduction the products run over; ``finite`` says
-    (lazily: it may read a whole tensor) whether the values the ``"shifted"`` run-on
-    entries multiply are finite.
+    (lazily: it may read whole tensors) whether the values a form mixes beyond the
+    definition's products are finite: for ``"shifted"`` and ``"polyphase"`` those their
+    run-on entries multiply (only in the transpose and the weight gradient); for
+    ``"winograd"`` the input and the weight, which its transforms add together.
+    ``product`` is ``"conv"``, ``"transpose"`` or ``"weight_grad"``.
     """
-    shifted_applies = geometry.unit_stride
-    if _forced == "shifted" and shifted_applies and finite():
-        return "shifted"
+    def ok(algorithm: str) -> bool:
+        if not _applies(algorithm, geometry, kernel_size, product, dtype):
+            return False
+        return (product == "conv" and algorithm != "winograd") or finite()
+
     if _forced is not None:
-        return "im2col"
-    if shifted_applies and channels_per_group >= SHIFTED_MIN_CHANNELS and finite():
+        return _forced if ok(_forced) else "im2col"
+    if channels_per_group >= SHIFTED_MIN_CHANNELS and ok("shifted"):
         return "shifted"
     return "im2col"
+
+
+def _all_finite(*tensors: Tensor):
+    return lambda: all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _opmath(*tensors: Optional[Tensor]):
@@ -113,7 +155,13 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
         return x.new_zeros(x.shape[0], 0, *geometry.output_size(x.shape[2:], weight.shape[2:]))
     dtype = x.dtype
     x, weight, bias = _opmath(x.resolve_conj(), weight.resolve_conj(), bias)
-    if choose(geometry, weight.shape[1]) == "shifted":
+    how = choose(geometry, weight.shape[1], _all_finite(x, weight), kernel_size=weight.shape[2:],
+                 dtype=x.dtype)
+    if how == "winograd":
+        y = winograd.conv_winograd(x, weight, geometry, WINOGRAD_TILES[geometry.d])
+    elif how == "polyphase":
+        y = conv_polyphase(x, weight, geometry)
+    elif how == "shifted":
         y = conv_shifted(x, weight, geometry)
     else:
         y = conv_columns(x, weight, geometry)
@@ -127,8 +175,11 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
     dtype = y.dtype
     y, weight, bias = _opmath(y.resolve_conj(), weight.resolve_conj(), bias)
     # The shifted form multiplies weights by the zeros where rows run on: 0 * inf = nan.
-    if choose(geometry, weight.shape[0] // geometry.groups,
-              lambda: bool(torch.isfinite(weight).all())) == "shifted":
+    how = choose(geometry, weight.shape[0] // geometry.groups, _all_finite(y, weight),
+                 kernel_size=weight.shape[2:], product="transpose", dtype=y.dtype)
+    if how == "winograd" and max(p for pair in geometry.padding for p in pair) <= 2:
+        z = winograd.conv_transpose_winograd(y, weight, geometry, WINOGRAD_TILES[geometry.d])
+    elif how == "shifted":
         z = conv_transpose_shifted(y, weight, geometry)
     else:
         z = conv_transpose_columns(y, weight, geometry)
@@ -152,8 +203,11 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry,
     if skip_padding and geometry.padded and not bool(torch.isfinite(gy).all()):
         gw = weight_grad_taps(x, gy, weight_shape, geometry)
     # The shifted form multiplies the input by the zeros where rows of G run on.
-    elif choose(geometry, weight_shape[1], lambda: bool(torch.isfinite(x).all())) == "shifted":
+    elif (how := choose(geometry, weight_shape[1], _all_finite(x), kernel_size=weight_shape[2:],
+                        product="weight_grad", dtype=x.dtype)) == "shifted":
         gw = weight_grad_shifted(x, gy, weight_shape, geometry)
+    elif how == "polyphase":
+        gw = weight_grad_polyphase(x, gy, weight_shape, geometry)
     else:
         gw = weight_grad_columns(x, gy, weight_shape, geometry)
     return _finished(gw, dtype, memory_format)

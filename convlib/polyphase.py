@@ -188,6 +188,8 @@ def weight_grad_polyphase(x: Tensor, gy: Tensor, weight_shape, geometry: Geometr
     c_out, c_in_g, *k = weight_shape
     g = geometry.groups
     out = gy.shape[2:]
+    if n == 0 or math.prod(out) == 0:
+        return x.new_zeros(weight_shape)
     layout = phases(k, geometry.stride, geometry.dilation, out)
     offsets, span1, sample = layout.offsets(), layout.span(out), layout.sample
     m = _chunk(n, (c_in + c_out) * sample * x.element_size())

@@ -35,7 +35,6 @@ within twice torch's own (``tests/test_winograd.py``).
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from fractions import Fraction
 from typing import Sequence
@@ -45,7 +44,7 @@ from torch import Tensor
 
 from .shapes import Geometry
 
-__all__ = ["POINTS", "winograd_matrices", "conv_winograd"]
+__all__ = ["POINTS", "winograd_matrices", "conv_winograd", "conv_transpose_winograd"]
 
 #: The interpolation points (besides infinity) of :math:`F(m, 3)` for each output tile
 #: size ``m``: the usual small integers and halves, chosen by measured float32 error.
@@ -193,6 +192,8 @@ def conv_winograd(x: Tensor, weight: Tensor, geometry: Geometry, m: Sequence[int
     d, g = len(k), geometry.groups
     c_out_g = c_out // g
     out = geometry.output_size(size, k)
+    if n == 0 or c_out == 0:
+        return x.new_zeros(n, c_out, *out)
     mats = [winograd_matrices(mm) for mm in m]  # (A^T, G, B^T) per dimension
     a_t = [_matrix(mt[0], x) for mt in mats]
     b_t = [_matrix(mt[2], x) for mt in mats]
@@ -256,3 +257,20 @@ def conv_winograd(x: Tensor, weight: Tensor, geometry: Geometry, m: Sequence[int
     if list(y.shape[2:]) != list(out):  # the last tiles run over the output: crop
         y = y[(Ellipsis, *(slice(0, o) for o in out))]
     return y
+
+
+def conv_transpose_winograd(y: Tensor, weight: Tensor, geometry: Geometry,
+                            m: Sequence[int]) -> Tensor:
+    r"""The transpose of a stride-1 3-tap convolution, Winograd's way: ``W^T y`` is the
+    convolution of ``y`` with the flipped kernel, input and output channels swapped, padded
+    by :math:`k - 1 - p` before and :math:`k - 1 - p + \text{output padding}` after
+    (:math:`W(g)^\top = W(\operatorname{flip} g^\top)` on the padded grid).
+    (N, C_in, *n) -> (N, C_out, *out); the padding is at most 2."""
+    c_in, c_out_g, *k = weight.shape
+    g = geometry.groups
+    flipped = weight.reshape(g, c_in // g, c_out_g, *k).transpose(1, 2)
+    flipped = flipped.reshape(g * c_out_g, c_in // g, *k).flip(list(range(2, 2 + len(k))))
+    op = geometry.output_padding or (0,) * len(k)
+    pads = tuple((kk - 1 - a, kk - 1 - b + o) for kk, (a, b), o in zip(k, geometry.padding, op))
+    full = Geometry(geometry.stride, pads, geometry.dilation, g)
+    return conv_winograd(y, flipped, full, m)
