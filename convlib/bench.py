@@ -1,34 +1,73 @@
 """Benchmarks: convlib's convolutions on a zoo of real layers, against PyTorch and the hardware.
 
+::
+
     python -m convlib.bench                   # everything, on CPU (and CUDA when present)
     python -m convlib.bench --quick           # small sizes, for development (about a minute)
-    python -m convlib.bench --out results.json --only zoo --layers resnet_3x3 dcgan_up
+    python -m convlib.bench --only zoo --layers resnet_3x3 dcgan_up --out results.json
 
 Two groups of measurements, on every device:
 
 ``zoo``
     Layers from well-known networks (:data:`ZOO`), each computed forward and forward +
     backward (the input and weight gradients) by ``convlib`` with its own choice of
-    algorithm, by every algorithm of :data:`convlib.backends.ALGORITHMS` that applies to
-    the layer (forced with :func:`convlib.backends.use`), by torch as shipped, and by torch
+    algorithm, by every algorithm of ``convlib.backends.ALGORITHMS`` that applies to the
+    layer (forced with :func:`convlib.backends.use`), by torch as shipped, and by torch
     with its vendor kernels switched off (``torch.backends.mkldnn.flags(enabled=False)`` on
     CPU, so PyTorch falls back to its own im2col + GEMM; cuDNN off on CUDA). Every form is
-    checked against torch first, warmed up, then timed *interleaved*: one call of each form,
-    then the next round, ``--repeats`` rounds, so that a slow moment of a shared machine
+    checked against torch first, warmed up, then timed *interleaved* (:func:`interleaved`):
+    one call of each form, then the next round, so that a slow moment of a shared machine
     hits all forms alike. A ratio is the median over the rounds of (form / baseline).
-    Next to the times, the *floor*: the larger of the layer's FLOPs divided by the best
-    GEMM rate measured in this run and its bytes (inputs read, outputs written once)
-    divided by the measured memory bandwidth. Peak memory of each call is measured in a
-    fresh process (CPU) or with the CUDA allocator's counters.
+    Next to the times, the *floor*: the larger of the layer's FLOPs (:func:`layer_flops`)
+    divided by the best GEMM rate measured in this run, and its bytes (:func:`layer_bytes`)
+    divided by the measured memory bandwidth. Peak memory (:func:`peak_memory`) is measured
+    in a fresh process (CPU) or with the CUDA allocator's counters.
 
 ``matrix``
     The kernel matrix itself: building it (:func:`convlib.kernel_matrix` against
     :func:`convlib.kernel_matrix_loop`), applying the sparse ``W`` to an image, the bytes
     CSR stores, and every form's time against the image size.
 
-Results are written as JSON (:data:`SCHEMA` documents the layout) for the book's chapters
-"Fast convolutions are factorizations of W" and "How fast is the matrix?". Nothing here
-asserts a time; :func:`summary` prints the aggregate ratios.
+Nothing here asserts a time; :func:`summary` prints the aggregate ratios. The results are
+written as JSON (``--out``) for the book's chapters "Fast convolutions are factorizations
+of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
+
+    schema        "convlib-bench/2"
+    mode          "full" or "quick" (quick: small sizes, the numbers only show that it runs)
+    date, command, repeats, warmup, min_time_s
+    machine       platform, python, torch, convlib, cpu_model, cpu_capability (torch's
+                  dispatch level, e.g. "AVX2"), isa_flags (the SIMD flags of /proc/cpuinfo),
+                  cpu_count, torch_threads, cuda_device (or null), algorithms
+                  (convlib.backends.ALGORITHMS)
+    devices       {"cpu": DEVICE, "cuda": DEVICE (when present)}
+
+    DEVICE        name (the CPU model or the GPU's name)
+                  gemm: {"n": size of the square float32 product,
+                         "routes": {route: FLOP/s}, "best_flops_per_s": the largest}
+                  bandwidth_bytes_per_s: a large copy, bytes read + written per second
+                  baselines: {"torch": description, "torch_no_mkldnn" (CPU) or
+                              "torch_no_cudnn" (CUDA): description}
+                  layers: [LAYER, ...]
+                  matrix: {"build", "apply", "scaling"}: the kernel-matrix cases
+
+    LAYER         name, network, what, op ("conv2d", "conv_transpose1d", ...), input (shape),
+                  weight (shape), output (shape), kwargs (stride, padding, ...)
+                  flops {"forward", "forward_backward"}: 2 x the multiply-adds of the direct
+                      sum (every tap, padding included); backward = 2 x forward
+                  bytes {"forward", "forward_backward"}: float32 bytes each pass must read
+                      and write at least once
+                  algorithms {name: {"applies": bool, "ran": [convlib functions that ran]}}
+                  forward, forward_backward: PASS
+                  peak_memory_bytes {"forward", "forward_backward": {form: bytes}, "how"}
+
+    PASS          floor_s, floor_bound ("compute" or "memory"), compute_floor_s,
+                  memory_floor_s
+                  forms {form: {"time_s": median, "times_s": [one per round], "gflops",
+                         "inner": calls per measurement, "max_abs_error": against torch,
+                         relative to the largest entry, "agrees": bool}}
+                      forms: "convlib" (its own choice), "torch", the second baseline, and
+                      "convlib:<algorithm>" for every forced algorithm that applies
+                  ratios {form: {baseline: median over the rounds of form / baseline}}
 """
 
 from __future__ import annotations
@@ -57,47 +96,7 @@ from convlib.shapes import as_tuple
 __all__ = ["SCHEMA", "Layer", "ZOO", "time_call", "interleaved", "layer_flops", "layer_bytes",
            "peak_memory", "run", "summary", "main"]
 
-#: Version tag of the JSON layout written by :func:`run`:
-#:
-#: .. code-block:: text
-#:
-#:     schema        "convlib-bench/2"
-#:     mode          "full" or "quick" (quick: small sizes, numbers only to check that it runs)
-#:     date, command, repeats, warmup, min_time_s
-#:     machine       platform, python, torch, convlib, cpu_model, cpu_capability (torch's
-#:                   dispatch level, e.g. "AVX2"), isa_flags (the SIMD flags of
-#:                   /proc/cpuinfo), cpu_count, torch_threads, cuda_device (or null),
-#:                   algorithms (convlib.backends.ALGORITHMS)
-#:     devices       {"cpu": DEVICE, "cuda": DEVICE (when present)}
-#:
-#:     DEVICE        name (CPU model or GPU name)
-#:                   gemm: {"n": size of the square float32 product, "routes":
-#:                   {route: FLOP/s}, "best_flops_per_s": the largest}
-#:                   bandwidth_bytes_per_s: a large copy, bytes read + written per second
-#:                   baselines: {"torch": description, "torch_no_mkldnn" (CPU) or
-#:                   "torch_no_cudnn" (CUDA): description}
-#:                   layers: [LAYER, ...]
-#:                   matrix: {"build": ..., "apply": ..., "scaling": ...} (see _matrix_cases)
-#:
-#:     LAYER         name, network, what, op ("conv2d", "conv_transpose1d", ...), input
-#:                   (shape), weight (shape), output (shape), kwargs (stride, padding, ...)
-#:                   flops {"forward", "forward_backward"}: 2 x multiply-adds of the direct
-#:                   sum (every tap, padding included), backward = 2 x forward
-#:                   bytes {"forward", "forward_backward"}: float32 bytes each pass must
-#:                   read and write at least once
-#:                   algorithms {name: {"applies": bool, "ran": [convlib functions that ran]}}
-#:                   forward, forward_backward: PASS
-#:                   peak_memory_bytes {"forward", "forward_backward"}: {"convlib", "torch",
-#:                   baseline 2: bytes}, how: how it was measured
-#:
-#:     PASS          floor_s, floor_bound ("compute" or "memory"), compute_floor_s,
-#:                   memory_floor_s
-#:                   forms {form: {"time_s": median, "times_s": [every round], "gflops",
-#:                   "inner": calls per measurement, "max_abs_error": against torch,
-#:                   "agrees": bool}}; forms are "convlib" (its own choice), "torch",
-#:                   the second baseline, and "convlib:<algorithm>" for every forced
-#:                   algorithm that applies
-#:                   ratios {form: {baseline: median over rounds of form / baseline}}
+#: The version of the JSON layout (the module's docstring describes it).
 SCHEMA = "convlib-bench/2"
 
 # ----------------------------------------------------------------------------- timing
