@@ -68,6 +68,8 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                       forms: "convlib" (its own choice), "torch", the second baseline, and
                       "convlib:<algorithm>" for every forced algorithm that applies
                   ratios {form: {baseline: median over the rounds of form / baseline}}
+                  ran: the convlib functions its own choice runs; chosen: the algorithm of
+                      ALGORITHMS that runs the same functions (or null)
 """
 
 from __future__ import annotations
@@ -441,6 +443,10 @@ def _time_layer(layer: Layer, device: torch.device, quick: bool, repeats: int, w
         for alg in forced:
             traces[alg] = _ran(_forced(alg, _step(ours, x, w, g, kw, grad)))
         applies = _applicable(traces)
+        ran = _ran(forms["convlib"])  # what convlib's own rule picks
+        same = [alg for alg, r in traces.items() if r == ran]
+        chosen = next((alg for alg in same if any(alg.lower() in f.lower() for f in ran)),
+                      same[0] if same else None)
         if pass_name == "forward":
             algorithms = applies
             record["algorithms"] = algorithms
@@ -468,7 +474,7 @@ def _time_layer(layer: Layer, device: torch.device, quick: bool, repeats: int, w
         record[pass_name] = {"floor_s": max(compute, memory), "compute_floor_s": compute,
                              "memory_floor_s": memory,
                              "floor_bound": "compute" if compute >= memory else "memory",
-                             "forms": timed, "ratios": ratios}
+                             "forms": timed, "ratios": ratios, "ran": ran, "chosen": chosen}
     return record
 
 

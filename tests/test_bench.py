@@ -170,6 +170,7 @@ def test_every_layer_pass_reports_every_form(quick_report):
                 for base, ratio in p["ratios"][name].items():
                     paired = [a / b for a, b in zip(form["times_s"], p["forms"][base]["times_s"])]
                     assert math.isclose(ratio, statistics.median(paired))
+            assert p["ran"] and (p["chosen"] is None or p["chosen"] in rec["algorithms"])
             compute = rec["flops"][pass_name] / cpu["gemm"]["best_flops_per_s"]
             memory = rec["bytes"][pass_name] / cpu["bandwidth_bytes_per_s"]
             assert p["floor_s"] == max(compute, memory)
