@@ -34,7 +34,7 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
 
     schema        "convlib-bench/2"
     mode          "full" or "quick" (quick: small sizes, the numbers only show that it runs)
-    date, command, repeats, warmup, min_time_s
+    date, command, repeats, warmup, min_time_s, elapsed_s (the whole run's wall time)
     machine       platform, python, torch, convlib, cpu_model, cpu_capability (torch's
                   dispatch level, e.g. "AVX2"), isa_flags (the SIMD flags of /proc/cpuinfo),
                   cpu_count, torch_threads, cuda_device (or null), algorithms
@@ -48,7 +48,7 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                   baselines: {"torch": description, "torch_no_mkldnn" (CPU) or
                               "torch_no_cudnn" (CUDA): description}
                   layers: [LAYER, ...]
-                  matrix: {"build", "apply", "scaling"}: the kernel-matrix cases
+                  matrix: {"build", "apply", "scaling", "elapsed_s"}: the kernel-matrix cases
 
     LAYER         name, network, what, op ("conv2d", "conv_transpose1d", ...), input (shape),
                   weight (shape), output (shape), kwargs (stride, padding, ...)
@@ -59,6 +59,7 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                   algorithms {name: {"applies": bool, "ran": [convlib functions that ran]}}
                   forward, forward_backward: PASS
                   peak_memory_bytes {"forward", "forward_backward": {form: bytes}, "how"}
+                  elapsed_s: the wall time the layer took, its peak memory included
 
     PASS          floor_s, floor_bound ("compute" or "memory"), compute_floor_s,
                   memory_floor_s
@@ -96,7 +97,7 @@ import convlib
 from convlib.shapes import as_tuple
 
 __all__ = ["SCHEMA", "Layer", "ZOO", "time_call", "interleaved", "layer_flops", "layer_bytes",
-           "peak_memory", "run", "summary", "main"]
+           "peak_memory", "run", "machine_line", "summary", "main"]
 
 #: The version of the JSON layout (the module's docstring describes it).
 SCHEMA = "convlib-bench/2"
@@ -752,6 +753,7 @@ def run(only=None, devices=None, quick=False, repeats=None, layers=None, memory=
     only = only or ["zoo", "matrix"]
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     zoo = [lay for lay in ZOO if not layers or lay.name in layers]
+    started = time.perf_counter()
     report = {"schema": SCHEMA, "mode": "quick" if quick else "full",
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "command": " ".join(["python -m convlib.bench", *sys.argv[1:]]) if sys.argv else "",
@@ -769,15 +771,20 @@ def run(only=None, devices=None, quick=False, repeats=None, layers=None, memory=
             entry["layers"] = []
             for layer in zoo:
                 print(f"[{dev}] {layer.name}: {layer.network}, {layer.what}", file=sys.stderr, flush=True)
+                layer_started = time.perf_counter()
                 rec = _time_layer(layer, device, quick, repeats, warmup, min_time,
                                   entry["gemm"]["best_flops_per_s"], entry["bandwidth_bytes_per_s"])
                 if memory:
                     rec["peak_memory_bytes"] = peak_memory(layer, device, quick)
+                rec["elapsed_s"] = time.perf_counter() - layer_started
                 entry["layers"].append(rec)
         if "matrix" in only:
             print(f"[{dev}] the kernel matrix", file=sys.stderr, flush=True)
+            matrix_started = time.perf_counter()
             entry["matrix"] = _matrix_cases(device, quick, repeats)
+            entry["matrix"]["elapsed_s"] = time.perf_counter() - matrix_started
         report["devices"][dev] = entry
+    report["elapsed_s"] = time.perf_counter() - started
     return report
 
 
@@ -822,32 +829,81 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def machine_line(report: dict, dev: str = "cpu") -> str:
+    """One line naming what the run measured on: the CPU (or GPU), its ISA, the threads,
+    the GEMM rate and the bandwidth."""
+    m, entry = report["machine"], report["devices"][dev]
+    gemm = entry["gemm"]
+    route = max(gemm["routes"], key=gemm["routes"].get)
+    what = (f"{entry['name']}, torch dispatch {m['cpu_capability']}, ISA {' '.join(m['isa_flags'])}, "
+            f"{m['torch_threads']} threads" if dev == "cpu" else entry["name"])
+    return (f"[{dev}] {what}; GEMM {gemm['best_flops_per_s'] / 1e9:.0f} GFLOP/s ({route}, n = {gemm['n']}), "
+            f"copy {entry['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s; torch {m['torch']}, {report['mode']} run")
+
+
+def _gemm_fraction(rec: dict, pass_name: str, gemm: float) -> dict:
+    """GFLOP/s of every convlib form over the GEMM rate, on a compute-bound pass."""
+    p = rec[pass_name]
+    if p["floor_bound"] != "compute":
+        return {}
+    return {name: f["gflops"] * 1e9 / gemm for name, f in p["forms"].items() if name.startswith("convlib")}
+
+
 def summary(report: dict) -> str:
-    """Aggregates over the zoo: the largest and median ratios, the GEMM fraction, memory."""
+    """The readable summary: the machine, then one line per layer with convlib's ratios
+    against torch, torch without its vendor kernels and the floor (forward, forward +
+    backward), the fraction of the GEMM rate its compute-bound forms reach, and its peak
+    memory against torch's; then the aggregates (largest and median ratios)."""
     lines = []
     for dev, entry in report["devices"].items():
         layers = entry.get("layers") or []
         if not layers:
             continue
         second = list(entry["baselines"])[1]
-        gemm = entry["gemm"]["best_flops_per_s"] / 1e9
+        short = second.replace("torch_", "")
+        gemm = entry["gemm"]["best_flops_per_s"]
+        lines.append(machine_line(report, dev))
+        lines.append("convlib's own choice: its time / each baseline's (below 1: convlib is faster); "
+                     "GEMM %: its GFLOP/s / the GEMM rate (compute-bound layers); "
+                     "memory: its peak / torch's (forward + backward)")
+        head = f"{'/torch':>7} {'/' + short:>10} {'/floor':>7}"
+        lines.append(f"{'layer':18} {'forward':^26} {'forward + backward':^26} {'GEMM %':>7} "
+                     f"{'memory':>7}  fastest convlib form (fwd+bwd)")
+        lines.append(f"{'':18} {head} {head}")
+        for rec in layers:
+            cells = []
+            for pass_name in ("forward", "forward_backward"):
+                p = rec[pass_name]
+                r = p["ratios"]["convlib"]
+                cells.append(f"{r['torch']:7.2f} {r[second]:10.2f} "
+                             f"{p['forms']['convlib']['time_s'] / p['floor_s']:7.2f}")
+            frac = _gemm_fraction(rec, "forward", gemm)
+            gemm_cell = f"{100 * frac['convlib']:6.0f}%" if frac else f"{'-':>7}"
+            mem = rec.get("peak_memory_bytes")
+            mem_cell = (f"{mem['forward_backward']['convlib'] / mem['forward_backward']['torch']:7.2f}"
+                        if mem else f"{'-':>7}")
+            fb = rec["forward_backward"]["forms"]
+            fastest = min((f for f in fb if f.startswith("convlib")), key=lambda f: fb[f]["time_s"])
+            lines.append(f"{rec['name'][:18]:18} {cells[0]} {cells[1]} {gemm_cell} {mem_cell}  {fastest}")
         for pass_name in ("forward", "forward_backward"):
             r = [rec[pass_name]["ratios"]["convlib"]["torch"] for rec in layers]
             r2 = [rec[pass_name]["ratios"]["convlib"][second] for rec in layers]
             lines.append(f"[{dev}] {pass_name}: convlib / torch max {max(r):.2f} median "
                          f"{statistics.median(r):.2f}; convlib / {second} max {max(r2):.2f} "
                          f"median {statistics.median(r2):.2f}")
-        frac = {rec["name"]: rec["forward"]["forms"]["convlib"]["gflops"] / gemm for rec in layers
-                if rec["forward"]["floor_bound"] == "compute"}
+        frac = {f"{rec['name']} {name}": v for rec in layers
+                for name, v in _gemm_fraction(rec, "forward", gemm).items()}
         if frac:
             low = min(frac, key=frac.get)
-            lines.append(f"[{dev}] compute-bound layers, forward GFLOP/s / GEMM rate: min "
+            lines.append(f"[{dev}] compute-bound forms, forward GFLOP/s / GEMM rate: min "
                          f"{frac[low]:.2f} ({low}), median {statistics.median(frac.values()):.2f}")
-        mem = [rec["peak_memory_bytes"]["forward"]["convlib"] / rec["peak_memory_bytes"]["forward"]["torch"]
-               for rec in layers if rec.get("peak_memory_bytes")]
+        mem = [rec["peak_memory_bytes"][p]["convlib"] / rec["peak_memory_bytes"][p]["torch"]
+               for rec in layers if rec.get("peak_memory_bytes") for p in ("forward", "forward_backward")]
         if mem:
-            lines.append(f"[{dev}] peak memory convlib / torch (forward): max {max(mem):.2f} "
+            lines.append(f"[{dev}] peak memory convlib / torch (both passes): max {max(mem):.2f} "
                          f"median {statistics.median(mem):.2f}")
+    if "elapsed_s" in report:
+        lines.append(f"the run took {report['elapsed_s'] / 60:.1f} minutes")
     return "\n".join(lines)
 
 
