@@ -2,8 +2,8 @@
 
 ::
 
-    python -m convlib.bench                   # everything, on CPU (and CUDA when present)
-    python -m convlib.bench --quick           # small sizes, for development (about a minute)
+    python -m convlib.bench                   # everything, on CPU (and CUDA when present): minutes
+    python -m convlib.bench --quick           # small sizes, for development (under a minute)
     python -m convlib.bench --only zoo --layers resnet_3x3 dcgan_up --out results.json
 
 Two groups of measurements, on every device:
@@ -39,7 +39,7 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                   dispatch level, e.g. "AVX2"), isa_flags (the SIMD flags of /proc/cpuinfo),
                   cpu_count, torch_threads, cuda_device (or null), algorithms
                   (convlib.backends.ALGORITHMS)
-    devices       {"cpu": DEVICE, "cuda": DEVICE (when present)}
+    devices       {"cpu": DEVICE, "cuda": DEVICE (when present; float32 without TF32)}
 
     DEVICE        name (the CPU model or the GPU's name)
                   gemm: {"n": size of the square float32 product,
@@ -747,7 +747,7 @@ def _matrix_cases(device: torch.device, quick: bool, repeats: int) -> dict:
 def run(only=None, devices=None, quick=False, repeats=None, layers=None, memory=True,
         warmup=None, min_time=None) -> dict:
     """Run the benchmarks; return everything that :func:`main` prints and saves."""
-    repeats = repeats or (3 if quick else 9)
+    repeats = repeats or (3 if quick else 15)
     warmup = (1 if quick else 3) if warmup is None else warmup
     min_time = (0.002 if quick else 0.02) if min_time is None else min_time
     only = only or ["zoo", "matrix"]
@@ -759,6 +759,18 @@ def run(only=None, devices=None, quick=False, repeats=None, layers=None, memory=
               "command": " ".join(["python -m convlib.bench", *sys.argv[1:]]) if sys.argv else "",
               "repeats": repeats, "warmup": warmup, "min_time_s": min_time,
               "machine": machine(), "devices": {}}
+    # float32 means float32 on a GPU too: no TF32 in torch's products or cuDNN's convolutions
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        _run_devices(report, devices, only, zoo, quick, repeats, warmup, min_time, memory)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+    report["elapsed_s"] = time.perf_counter() - started
+    return report
+
+
+def _run_devices(report, devices, only, zoo, quick, repeats, warmup, min_time, memory) -> None:
     for dev in devices:
         device = torch.device(dev)
         print(f"[{dev}] the machine: GEMM rate, bandwidth", file=sys.stderr, flush=True)
@@ -784,8 +796,6 @@ def run(only=None, devices=None, quick=False, repeats=None, layers=None, memory=
             entry["matrix"] = _matrix_cases(device, quick, repeats)
             entry["matrix"]["elapsed_s"] = time.perf_counter() - matrix_started
         report["devices"][dev] = entry
-    report["elapsed_s"] = time.perf_counter() - started
-    return report
 
 
 def _ms(seconds: float) -> str:
@@ -913,7 +923,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--only", nargs="+", choices=["zoo", "matrix"], help="which groups (default: both)")
     parser.add_argument("--layers", nargs="+", choices=[lay.name for lay in ZOO], help="zoo layers (default: all)")
     parser.add_argument("--devices", nargs="+", help="default: cpu, and cuda when present")
-    parser.add_argument("--repeats", type=int, help="interleaved rounds per measurement (default 9, quick 3)")
+    parser.add_argument("--repeats", type=int, help="interleaved rounds per measurement (default 15, quick 3)")
     parser.add_argument("--warmup", type=int, help="calls of each form before timing (default 3, quick 1)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")

@@ -205,4 +205,29 @@ def test_table_and_summary_print_every_layer(quick_report):
     table = bench.format_table(quick_report)
     for name in LAYERS:
         assert table.count(name) == 2  # forward and forward + backward
-    assert "convlib / torch max" in bench.summary(quick_report)
+    text = bench.summary(quick_report)
+    assert "convlib / torch max" in text
+    cpu = quick_report["devices"]["cpu"]
+    assert text.splitlines()[0] == bench.machine_line(quick_report)
+    assert cpu["name"] in text and quick_report["machine"]["cpu_capability"] in text
+    assert f"GEMM {cpu['gemm']['best_flops_per_s'] / 1e9:.0f} GFLOP/s" in text
+    for rec in cpu["layers"]:  # one line per layer, starting with its ratio against torch
+        line = next(line for line in text.splitlines() if line.startswith(rec["name"]))
+        assert line.split()[1] == f"{rec['forward']['ratios']['convlib']['torch']:.2f}"
+    assert quick_report["elapsed_s"] >= sum(rec["elapsed_s"] for rec in cpu["layers"]) > 0
+
+
+def test_new_algorithms_are_picked_up_and_timed_only_where_they_apply(monkeypatch):
+    # an algorithm registered in ALGORITHMS is traced on every layer; this one falls back to
+    # im2col everywhere (choose() sends every unknown forced name there), so it is not timed
+    monkeypatch.setattr(convlib.backends, "ALGORITHMS", (*convlib.backends.ALGORITHMS, "newcomer"))
+    layer = next(lay for lay in bench.ZOO if lay.name == "resnet_3x3")
+    rec = bench._time_layer(layer, CPU, quick=True, repeats=1, warmup=0, min_time=0,
+                            gemm_rate=1e9, bandwidth=1e9)
+    assert set(rec["algorithms"]) == set(convlib.backends.ALGORITHMS) - {"auto"}
+    assert rec["algorithms"]["newcomer"]["ran"] == rec["algorithms"]["im2col"]["ran"]
+    assert not rec["algorithms"]["newcomer"]["applies"]
+    for pass_name in ("forward", "forward_backward"):
+        forms = rec[pass_name]["forms"]
+        assert "convlib:newcomer" not in forms and "convlib:im2col" in forms
+        assert rec[pass_name]["chosen"] in rec["algorithms"]
