@@ -918,6 +918,8 @@ def summary(report: dict) -> str:
 
 
 def main(argv=None) -> dict:
+    """The command line (``python -m convlib.bench --help``): run, print the table and the
+    summary, and write the JSON report with ``--out``; returns the report."""
     parser = argparse.ArgumentParser(prog="python -m convlib.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for development")
     parser.add_argument("--only", nargs="+", choices=["zoo", "matrix"], help="which groups (default: both)")

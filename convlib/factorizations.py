@@ -84,7 +84,7 @@ def toom_cook(mu: int, k: int, points: Optional[Sequence] = None, exact: bool = 
         mu: outputs per tile, :math:`\mu \ge 1`.
         k: kernel taps, :math:`k \ge 1`.
         points: :math:`\nu - 1` distinct finite points (numbers or fractions).
-        exact: return lists of :class:`fractions.Fraction` instead of float64 tensors.
+        exact: return lists of ``fractions.Fraction`` instead of float64 tensors.
 
     Returns:
         ``(AT, G, BT)`` of shapes :math:`(\mu, \nu)`, :math:`(\nu, k)`, :math:`(\nu, \nu)`.
