@@ -56,7 +56,8 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                       sum (every tap, padding included); backward = 2 x forward
                   bytes {"forward", "forward_backward"}: float32 bytes each pass must read
                       and write at least once
-                  algorithms {name: {"applies": bool, "ran": [convlib functions that ran]}}
+                  algorithms {name: {"applies": bool, "ran": [convlib functions that ran],
+                      "refused": the exception, where forcing it on the layer raised one}}
                   forward, forward_backward: PASS
                   peak_memory_bytes {"forward", "forward_backward": {form: bytes}, "how"}
                   elapsed_s: the wall time the layer took, its peak memory included
@@ -440,10 +441,15 @@ def _time_layer(layer: Layer, device: torch.device, quick: bool, repeats: int, w
                  "torch": _step(theirs, x, w, g, kw, grad),
                  second: _step(theirs, x, w, g, kw, grad, lambda: _without_vendor(device))}
         forced = _forced_algorithms()
-        traces = {}
+        traces, refused = {}, {}
         for alg in forced:
-            traces[alg] = _ran(_forced(alg, _step(ours, x, w, g, kw, grad)))
+            try:
+                traces[alg] = _ran(_forced(alg, _step(ours, x, w, g, kw, grad)))
+            except Exception as error:  # an algorithm that refuses the layer does not apply
+                traces[alg], refused[alg] = [], f"{type(error).__name__}: {error}"
         applies = _applicable(traces)
+        for alg, why in refused.items():
+            applies[alg]["refused"] = why
         ran = _ran(forms["convlib"])  # what convlib's own rule picks
         same = [alg for alg, r in traces.items() if r == ran]
         chosen = next((alg for alg in same if any(alg.lower() in f.lower() for f in ran)),

@@ -231,3 +231,22 @@ def test_new_algorithms_are_picked_up_and_timed_only_where_they_apply(monkeypatc
         forms = rec[pass_name]["forms"]
         assert "convlib:newcomer" not in forms and "convlib:im2col" in forms
         assert rec[pass_name]["chosen"] in rec["algorithms"]
+
+
+def test_an_algorithm_that_refuses_a_layer_is_recorded_and_not_timed(monkeypatch):
+    monkeypatch.setattr(convlib.backends, "ALGORITHMS", (*convlib.backends.ALGORITHMS, "picky"))
+    use = convlib.backends.use
+
+    def strict(algorithm):
+        if algorithm == "picky":
+            raise NotImplementedError("picky: not this layer")
+        return use(algorithm)
+
+    monkeypatch.setattr(convlib.backends, "use", strict)
+    layer = next(lay for lay in bench.ZOO if lay.name == "unet_up")
+    rec = bench._time_layer(layer, CPU, quick=True, repeats=1, warmup=0, min_time=0,
+                            gemm_rate=1e9, bandwidth=1e9)
+    picky = rec["algorithms"]["picky"]
+    assert not picky["applies"] and picky["ran"] == []
+    assert picky["refused"] == "NotImplementedError: picky: not this layer"
+    assert "convlib:picky" not in rec["forward"]["forms"] and rec["forward"]["forms"]["convlib:im2col"]["agrees"]
