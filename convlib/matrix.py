@@ -120,17 +120,19 @@ def kernel_matrix(
 ) -> torch.Tensor:
     r"""The matrix ``W`` of a convolution: ``W @ x.flatten() == conv(x).flatten()``.
 
-    For an input ``x`` of shape :math:`(C_\text{in}, *n)` and the output ``y`` of
-    shape :math:`(C_\text{out}, *n_\text{out})` that ``torch.nn.functional.conv{d}d``
+    For an input ``x`` of shape :math:`(C_\text{in}, *\mathbf i)` and the output ``y`` of
+    shape :math:`(C_\text{out}, *\mathbf o)` that ``torch.nn.functional.conv{d}d``
     computes from it with the same ``weight`` and hyper-parameters,
 
     .. math::
 
         \operatorname{vec}(y) = W \operatorname{vec}(x), \qquad
-        W[(c_\text{out}, o),\, (c_\text{in}, o \cdot s - p + \kappa \cdot \delta)]
-            = \text{weight}[c_\text{out}, c_\text{in} \bmod C_{\text{in}/g}, \kappa]
+        W[(c_\text{out}, \mathbf u),\, (c_\text{in}, \mathbf u \mathbf s - \mathbf p
+            + \mathbf a \boldsymbol\delta)]
+            = \text{weight}[c_\text{out}, c_\text{in} \bmod (C_\text{in}/g), \mathbf a]
 
-    (zero unless ``c_in`` is in the group of ``c_out``), and ``W.T`` computes the
+    for every output position :math:`\mathbf u` and tap :math:`\mathbf a` (products taken
+    per axis; zero unless ``c_in`` is in the group of ``c_out``), and ``W.mT`` computes the
     transposed convolution ``conv_transpose{d}d`` with the same weight: the gradient of
     the convolution with respect to its input.
 
@@ -156,13 +158,13 @@ def kernel_matrix(
         ``W @ x`` never makes that product.
 
     Returns:
-        ``W`` of shape :math:`(C_\text{out} \prod n_\text{out},\; C_\text{in} \prod n)`
+        ``W`` of shape :math:`(C_\text{out} \prod \mathbf o,\; C_\text{in} \prod \mathbf i)`
         on ``weight``'s device with ``weight``'s dtype. Sparse CSR tensors use int32
         indices when they fit.
 
     Shape:
-        :math:`n_\text{out} = \lfloor (n + p_\text{before} + p_\text{after}
-        - \delta (k - 1) - 1) / s \rfloor + 1` per dimension.
+        :math:`o = \lfloor (i + p_\text{before} + p_\text{after}
+        - \delta (k - 1) - 1) / s \rfloor + 1` along each axis.
 
     Example::
 

@@ -64,7 +64,7 @@ def pool_output_size(
     .. math::
 
         n_\text{out} = \left\lfloor \frac{n + 2p - \delta (k - 1) - 1}{s} \right\rfloor + 1
-        \quad\text{or, with ``ceil_mode``,}\quad
+        \quad\text{or, with }\mathtt{ceil\_mode}\text{,}\quad
         \left\lceil \frac{n + 2p - \delta (k - 1) - 1}{s} \right\rceil + 1 ,
 
     the floor of :func:`~convlib.conv_output_size`, or a ceiling that keeps one more window

@@ -82,7 +82,8 @@ def test_every_chapter_has_an_exercise_with_a_hidden_solution():
     for path in NOTEBOOKS:
         text = "\n".join("".join(c["source"]) for c in load(path)["cells"] if c["cell_type"] == "markdown")
         assert "```{exercise}" in text, path.name
-        assert re.search(r"```\{solution\}[^\n]*\n:class: dropdown", text), path.name
+        # a plain solution, or a gated one (solution-start ... solution-end) that holds code cells
+        assert re.search(r"```\{solution(-start)?\}[^\n]*\n:class: dropdown", text), path.name
 
 
 def run_nbval(path):

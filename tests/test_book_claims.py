@@ -228,3 +228,54 @@ def test_chapter_10_random_layers_in_one_two_and_three_dimensions():
             torch.testing.assert_close((w @ x.flatten()).reshape(y.shape), y)
             checked[d] += 1
     assert checked == {1: 20, 2: 20, 3: 20}
+
+
+# Chapter 6: im2col, col2im and the library's two forms, on the chapter's batch and every
+# hyper-parameter on its own and together (the chapter shows the last one).
+CHAPTER_6_SETTINGS = [dict(), dict(stride=2), dict(padding=1), dict(dilation=2),
+                      dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+                      dict(stride=2, padding=(1, 2), dilation=(1, 2)), dict(padding=1, groups=2)]
+
+
+def chapter_6_tensors(seed):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(-5, 6, (2, 4, 7, 8), generator=gen).double()
+    weight = torch.randint(-3, 4, (6, 4, 3, 2), generator=gen).double()
+    return x, weight, gen
+
+
+@pytest.mark.parametrize("cfg", CHAPTER_6_SETTINGS, ids=str)
+def test_chapter_6_im2col_and_col2im_are_unfold_and_fold_and_adjoint(cfg):
+    """Chapter 6: im2col == F.unfold, col2im == F.fold, <S x, V> = <x, S^T V>, and
+    fold(unfold(x)) == x * counts, for every hyper-parameter."""
+    x, _, gen = chapter_6_tensors(0)
+    cfg = {key: value for key, value in cfg.items() if key != "groups"}
+    cols = convlib.im2col(x, (3, 2), **cfg)
+    torch.testing.assert_close(cols, F.unfold(x, (3, 2), **cfg), rtol=0, atol=0)
+    v = torch.randint(-5, 6, cols.shape, generator=gen).double()
+    back = convlib.col2im(v, (7, 8), (3, 2), **cfg)
+    torch.testing.assert_close(back, F.fold(v, (7, 8), (3, 2), **cfg), rtol=0, atol=0)
+    torch.testing.assert_close(torch.sum(cols * v), torch.sum(x * back), rtol=0, atol=0)
+    counts = F.fold(F.unfold(torch.ones(1, 1, 7, 8, dtype=torch.float64), (3, 2), **cfg), (7, 8), (3, 2), **cfg)
+    torch.testing.assert_close(F.fold(cols, (7, 8), (3, 2), **cfg), x * counts, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "shifted"])
+@pytest.mark.parametrize("cfg", CHAPTER_6_SETTINGS, ids=str)
+def test_chapter_6_both_forms_are_conv2d_and_conv_transpose2d(cfg, algorithm):
+    """Chapter 6: convlib.conv2d and convlib.conv_transpose2d, each form forced (shifted falls
+    back to im2col with a stride), equal torch to the last bit, with the output padding of
+    convlib.transpose_output_padding."""
+    x, weight, gen = chapter_6_tensors(1)
+    weight = weight[:, :4 // cfg.get("groups", 1)]
+    with convlib.backends.use(algorithm):
+        y = convlib.conv2d(x, weight, **cfg)
+    torch.testing.assert_close(y, F.conv2d(x, weight, **cfg), rtol=0, atol=0)
+    hyper = {key: value for key, value in cfg.items() if key != "groups"}
+    output_padding = convlib.transpose_output_padding((7, 8), (3, 2), **hyper)
+    g = torch.randint(-5, 6, y.shape, generator=gen).double()
+    with convlib.backends.use(algorithm):
+        z = convlib.conv_transpose2d(g, weight, output_padding=output_padding, **cfg)
+    torch.testing.assert_close(z, F.conv_transpose2d(g, weight, output_padding=output_padding, **cfg),
+                               rtol=0, atol=0)
+    assert z.shape[2:] == (7, 8)

@@ -41,8 +41,11 @@ def chapter_functions(notebook, *names):
     return [namespace[name] for name in names]
 
 
-transposed_via_W, output_padding_for, conv_transpose_by_zero_insertion = chapter_functions(
-    "07_transposed.ipynb", "transposed_via_W", "output_padding_for", "conv_transpose_by_zero_insertion")
+transposed_via_W, conv_transpose_by_zero_insertion = chapter_functions(
+    "07_transposed.ipynb", "transposed_via_W", "conv_transpose_by_zero_insertion")
+
+# The output-padding rule the chapter shows (with literalinclude) is the library's.
+output_padding_for = convlib.transpose_output_padding
 
 # Chapter 7's grid: strides 1-3, padding 0-2, dilation 1-2, 1 or 2 groups, three input sizes.
 GRID = list(itertools.product([1, 2, 3], [0, 1, 2], [1, 2], [1, 2], [6, 7, 8]))
@@ -61,7 +64,7 @@ def test_transposed_convolution_is_W_transpose_with_the_output_padding_rule():
         size = (n, n + 1)
         m = convlib.conv_output_size(size, (3, 2), s, p, dil)
         y = ints(3 * g, *m, gen=gen)
-        alpha = output_padding_for(size, (3, 2), (s, s), (p, p), (dil, dil))
+        alpha = output_padding_for(size, (3, 2), s, p, dil)
         assert all(0 <= a < s for a in alpha)
         z_torch = F.conv_transpose2d(y, weight, stride=s, padding=p, output_padding=alpha, groups=g, dilation=dil)
         assert z_torch.shape[1:] == size
@@ -115,7 +118,7 @@ def test_the_primed_quantities_of_dumoulin_and_visin():
         i_p, s_p, p_p = o, 1, k_hat - p - 1
         i_tilde = i_p + (i_p - 1) * (s - 1)
         alpha = (i + 2 * p - k_hat) % s
-        assert (alpha,) == output_padding_for((i,), (k,), (s,), (p,), (dil,))
+        assert (alpha,) == output_padding_for(i, k, s, p, dil)
         o_p = s * (i_p - 1) + alpha + k_hat - 2 * p
         out = F.conv_transpose1d(torch.zeros(1, i_p), torch.zeros(1, 1, k), stride=s, padding=p,
                                  output_padding=alpha, dilation=dil)
@@ -149,3 +152,46 @@ def test_a_wrong_chapter_function_would_fail():
         return conv_transpose_by_zero_insertion(y, weight.flip(2, 3), **kw)
 
     assert not torch.equal(unflipped(y, weight, stride=2), F.conv_transpose2d(y, weight, stride=2))
+
+
+# Chapter 8 shows one layer with everything switched on (the last one); these are the others.
+CHAPTER_8_LAYERS = [
+    dict(stride=1, padding=0, dilation=1, groups=1),
+    dict(stride=2, padding=1, dilation=1, groups=1),
+    dict(stride=(2, 3), padding=(0, 2), dilation=1, groups=2),
+    dict(stride=1, padding=2, dilation=2, groups=1),
+    dict(stride=3, padding=(1, 0), dilation=(2, 1), groups=4),
+]
+
+
+@pytest.mark.parametrize("algorithm", ["im2col", "shifted"])
+@pytest.mark.parametrize("seed, cfg", list(enumerate(CHAPTER_8_LAYERS)), ids=str)
+def test_chapter_8_gradients_on_five_layers(seed, cfg, algorithm):
+    """Chapter 8: x.grad == W^T G (samples as columns), the adjoint identity, the VJP is
+    conv_transpose2d with convlib.transpose_output_padding, the teaching gradients and
+    convlib.conv2d's own (each form forced) match autograd through F.conv2d."""
+    from convlib.gradients import conv_bias_grad, conv_input_grad, conv_weight_grad
+
+    n, c_in, c_out, size, k = 3, 4, 8, (9, 10), (3, 2)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c_in, *size, dtype=torch.float64, generator=gen)
+    w = torch.randn(c_out, c_in // cfg["groups"], *k, dtype=torch.float64, generator=gen)
+    b = torch.randn(c_out, dtype=torch.float64, generator=gen)
+    g = torch.randn(F.conv2d(x, w, **cfg).shape, dtype=torch.float64, generator=gen)
+    leaves = [t.clone().requires_grad_(True) for t in (x, w, b)]
+    grad_x, grad_w, grad_b = torch.autograd.grad(F.conv2d(*leaves, **cfg), leaves, grad_outputs=g)
+
+    W = convlib.kernel_matrix(w, size, **cfg)
+    x_cols, g_cols = x.reshape(n, -1).T, g.reshape(n, -1).T
+    torch.testing.assert_close((W.mT @ g_cols).T.reshape(x.shape), grad_x)
+    torch.testing.assert_close((W @ x_cols * g_cols).sum(), (x_cols * (W.mT @ g_cols)).sum())
+    output_padding = convlib.transpose_output_padding(size, k, cfg["stride"], cfg["padding"], cfg["dilation"])
+    torch.testing.assert_close(F.conv_transpose2d(g, w, **cfg, output_padding=output_padding), grad_x)
+    torch.testing.assert_close(conv_input_grad(g, w, size, **cfg), grad_x)
+    torch.testing.assert_close(conv_weight_grad(x, g, k, **cfg), grad_w)
+    torch.testing.assert_close(conv_bias_grad(g), grad_b)
+    leaves = [t.clone().requires_grad_(True) for t in (x, w, b)]
+    with convlib.backends.use(algorithm):
+        ours = torch.autograd.grad(convlib.conv2d(*leaves, **cfg), leaves, grad_outputs=g)
+    for got, expected in zip(ours, (grad_x, grad_w, grad_b)):
+        torch.testing.assert_close(got, expected)
