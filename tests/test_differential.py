@@ -194,8 +194,8 @@ def test_values_gradients_and_layouts_match_torch(c):
     _check_against_torch(c)
 
 
-@pytest.mark.parametrize("algorithm", ["shifted", "winograd", "polyphase"])
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@pytest.mark.parametrize("algorithm", ["shifted", "pointwise", "subpixel", "winograd", "polyphase"])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(c=valid_calls())
 def test_forced_algorithms_match_torch(algorithm, c):
     """Each factorization forced (where it applies; elsewhere im2col): values, gradients,
