@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Optional, Sequence
+from typing import Optional
 
-import torch
 from torch import Tensor
 
 from .shapes import Geometry

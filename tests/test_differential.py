@@ -191,20 +191,6 @@ def _close(ours, theirs, dtype, what, other=None):
 @fuzz
 @given(valid_calls())
 def test_values_gradients_and_layouts_match_torch(c):
-    _check_against_torch(c)
-
-
-@pytest.mark.parametrize("algorithm", ["shifted", "pointwise", "subpixel", "winograd", "polyphase"])
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(c=valid_calls())
-def test_forced_algorithms_match_torch(algorithm, c):
-    """Each factorization forced (where it applies; elsewhere im2col): values, gradients,
-    layouts and NaN/Inf as torch's."""
-    with convlib.backends.use(algorithm):
-        _check_against_torch(c)
-
-
-def _check_against_torch(c):
     gen = torch.Generator().manual_seed(c["seed"])
     dtype = c["dtype"]
     x, w = _tensor(c["x_shape"], dtype, gen), _tensor(c["w_shape"], dtype, gen)
@@ -234,6 +220,16 @@ def _check_against_torch(c):
             _close(a, t, dtype, what, o)
             if t.numel() and c["x_shape"][0] != 0:  # empty: no layout to speak of
                 assert _fmt(a) == _fmt(t), f"{what} memory format"
+
+
+@pytest.mark.parametrize("algorithm", ["shifted", "pointwise", "subpixel", "winograd", "polyphase"])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(c=valid_calls())
+def test_forced_algorithms_match_torch(algorithm, c):
+    """Each factorization forced (where it applies; elsewhere im2col): values, gradients,
+    layouts and NaN/Inf as torch's."""
+    with convlib.backends.use(algorithm):
+        test_values_gradients_and_layouts_match_torch.hypothesis.inner_test(c)
 
 
 # ---------------------------------------------------------------- errors, in both directions
