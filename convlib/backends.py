@@ -31,7 +31,8 @@ The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.b
 1. ``"pointwise"`` wherever it applies (it makes exactly the definition's products);
 2. ``"shifted"`` for stride 1 when at least :data:`SHIFTED_MIN_KEPT` of the positions
    its products compute are kept (the rest is run-on over the padding: small images
-   with wide padding waste too much), when the values its run-on entries multiply are
+   with wide padding waste too much) or the kernel has more than
+   :data:`SHIFTED_ALWAYS_TAPS` taps (its im2col copy would be larger still), when the values its run-on entries multiply are
    finite, and, for the transpose and the weight gradient, with more than one channel
    per group (depthwise, their per-sample products are too thin);
 3. ``"im2col"`` otherwise.
@@ -65,7 +66,7 @@ from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
 from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
@@ -76,6 +77,11 @@ ALGORITHMS = ("auto", "im2col", "shifted", "pointwise", "subpixel", "winograd", 
 #: im2col copy saves (measured: ResNet 3x3 at 14x14 and DeepLab's dilated 3x3, 0.875, are
 #: faster as im2col; ResNet 3x3 at 56x56, 0.97, is faster shifted).
 SHIFTED_MIN_KEPT = 0.9
+
+#: ... unless the kernel has more taps than this: then the im2col copy, that many times the
+#: input, costs more than the run-on (measured: C3D's 3x3x3 layer, 0.87 kept, is about 1.5x
+#: faster shifted).
+SHIFTED_ALWAYS_TAPS = 9
 
 #: The output tile of Winograd's ``F(m, 3)`` per number of dimensions: the largest whose
 #: float32 error against a float64 reference stays within twice torch's own, measured over
@@ -117,8 +123,9 @@ def kept_fraction(padded_size, output_size) -> float:
 
 def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtype) -> bool:
     """Whether ``algorithm`` can compute ``product`` for this geometry at all."""
-    if algorithm == "pointwise":
-        return pointwise.applies(geometry, kernel_size)
+    if algorithm == "pointwise":  # one tap, stride 1, no padding: S is the identity
+        return (all(k == 1 for k in kernel_size) and geometry.unit_stride and not geometry.padded
+                and not any(geometry.output_padding or ()))
     if algorithm == "subpixel":
         return product == "transpose"
     if algorithm == "shifted":
@@ -155,7 +162,9 @@ def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True, *,
         return _forced if ok(_forced) else "im2col"
     if ok("pointwise"):
         return "pointwise"
-    if kept >= SHIFTED_MIN_KEPT and (product == "conv" or channels_per_group > 1) and ok("shifted"):
+    many_taps = math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS
+    if ((kept >= SHIFTED_MIN_KEPT or many_taps) and (product == "conv" or channels_per_group > 1)
+            and ok("shifted")):
         return "shifted"
     return "im2col"
 

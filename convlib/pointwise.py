@@ -11,7 +11,8 @@ GEMMs on views of the tensors as they are:
 * the weight gradient :math:`\sum_n G_n X_n^\top`.
 
 No run-on, no padding, no windows: the products are exactly the definition's, so NaN and
-Inf land where torch's do, and ``convlib.backends`` takes this form whenever it applies.
+Inf land where torch's do, and ``convlib.backends`` takes this form whenever it applies
+(one tap, stride 1, no padding, no output padding).
 """
 
 from __future__ import annotations
@@ -22,13 +23,7 @@ from torch import Tensor
 
 from .shapes import Geometry
 
-__all__ = ["applies", "conv_pointwise", "conv_transpose_pointwise", "weight_grad_pointwise"]
-
-
-def applies(geometry: Geometry, kernel_size) -> bool:
-    """A one-tap kernel, stride 1, no padding and no output padding."""
-    return (all(k == 1 for k in kernel_size) and geometry.unit_stride and not geometry.padded
-            and not any(geometry.output_padding or ()))
+__all__ = ["conv_pointwise", "conv_transpose_pointwise", "weight_grad_pointwise"]
 
 
 def _grouped(t: Tensor, g: int) -> Tensor:

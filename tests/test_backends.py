@@ -86,6 +86,9 @@ def test_choose_rule():
     k3 = dict(kernel_size=(3, 3))
     assert choose(g1, 1, kept=cut, **k3) == "shifted"  # the convolution: any channels
     assert choose(g1, 64, kept=cut - 0.01, **k3) == "im2col"  # too much run-on
+    taps = convlib.backends.SHIFTED_ALWAYS_TAPS
+    g3 = convlib.Geometry((1,) * 3, ((1, 1),) * 3, (1,) * 3)
+    assert choose(g3, 8, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
     assert choose(g1, 1, kept=cut, product="transpose", **k3) == "im2col"  # depthwise
     assert choose(g1, 2, kept=cut, product="weight_grad", **k3) == "shifted"
     assert choose(g0, 1, kernel_size=(1, 1)) == "pointwise"
