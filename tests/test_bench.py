@@ -260,3 +260,9 @@ def test_an_algorithm_that_refuses_a_layer_is_recorded_and_not_timed(monkeypatch
     assert not picky["applies"] and picky["ran"] == []
     assert picky["refused"] == "NotImplementedError: picky: not this layer"
     assert "convlib:picky" not in rec["forward"]["forms"] and rec["forward"]["forms"]["convlib:im2col"]["agrees"]
+
+
+def test_a_mixed_choice_is_named_by_the_modules_that_ran():
+    ran = ["columns.weight_grad_columns", "selection.windows", "shifted.conv_shifted"]
+    assert bench.ran_algorithms(ran) == "im2col+shifted"
+    assert bench.ran_algorithms(["selection.windows"]) is None
