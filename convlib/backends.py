@@ -11,10 +11,35 @@ picks one per call by a small rule, and :func:`use` forces one, for the book and
 ``"shifted"``
     stride 1 only: ``S`` split by kernel offset, each block a shifted slice of the flat
     padded input, so nothing is copied (``convlib.shifted``).
+``"pointwise"``
+    one-tap kernels, stride 1, no padding: the 1x1 convolution is one matrix product on
+    views of the tensors, nothing copied (``convlib.pointwise``).
+``"subpixel"``
+    the transpose with any stride: one stride-1 transposed convolution per output phase,
+    interleaved (``convlib.subpixel``).
+``"winograd"``
+    stride 1, undilated, 3 taps per dimension, 1-d and 2-d, real dtypes, finite values:
+    ``W = A^T [(G g G^T) (.) (B^T d B)] A`` tile by tile (``convlib.winograd``), for the
+    convolution and for its transpose (the convolution with the flipped, transposed kernel).
+``"polyphase"``
+    any stride: the sum over the input's phases of stride-1 convolutions, each a shifted
+    slice of one flat buffer (``convlib.polyphase``); the convolution and the weight
+    gradient.
 
-The rule (``"auto"``): ``"shifted"`` for stride 1 with at least :data:`SHIFTED_MIN_CHANNELS`
-channels per group (with fewer, its products are too thin to be fast), when the
-values its run-on entries multiply are finite; ``"im2col"`` otherwise.
+The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.bench`):
+
+1. ``"pointwise"`` wherever it applies (it makes exactly the definition's products);
+2. ``"shifted"`` for stride 1 when at least :data:`SHIFTED_MIN_KEPT` of the positions
+   its products compute are kept (the rest is run-on over the padding: small images
+   with wide padding waste too much) or the kernel has more than
+   :data:`SHIFTED_ALWAYS_TAPS` taps (its im2col copy would be larger still), when the values its run-on entries multiply are
+   finite, and, for the transpose and the weight gradient, with more than one channel
+   per group (depthwise, their per-sample products are too thin);
+3. ``"im2col"`` otherwise.
+
+``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
+this project's 2-core CPU they are not yet faster than the forms above (see
+:data:`WINOGRAD_TILES` for the error rule that would admit Winograd).
 
 Two more things are settled here, the same for every factorization:
 
@@ -27,25 +52,42 @@ Two more things are settled here, the same for every factorization:
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Iterator, Optional
 
 import torch
 from torch import Tensor
 
+from . import pointwise, winograd
 from .columns import conv_columns, conv_transpose_columns, weight_grad_columns, weight_grad_taps
 from .shapes import Geometry
+from .polyphase import conv_polyphase, weight_grad_polyphase
 from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
+from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "SHIFTED_MIN_CHANNELS", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
-ALGORITHMS = ("auto", "im2col", "shifted")
+ALGORITHMS = ("auto", "im2col", "shifted", "pointwise", "subpixel", "winograd", "polyphase")
 
-#: Stride-1 convolutions with at least this many input channels per group skip the
-#: im2col copy (``"shifted"``); with fewer, the products would be too thin.
-SHIFTED_MIN_CHANNELS = 64
+#: ``"shifted"`` is chosen only where at least this fraction of the positions its products
+#: compute are outputs (:func:`kept_fraction`); below it the run-on costs more than the
+#: im2col copy saves (measured: ResNet 3x3 at 14x14 and DeepLab's dilated 3x3, 0.875, are
+#: faster as im2col; ResNet 3x3 at 56x56, 0.97, is faster shifted).
+SHIFTED_MIN_KEPT = 0.9
+
+#: ... unless the kernel has more taps than this: then the im2col copy, that many times the
+#: input, costs more than the run-on (measured: C3D's 3x3x3 layer, 0.87 kept, is about 1.5x
+#: faster shifted).
+SHIFTED_ALWAYS_TAPS = 9
+
+#: The output tile of Winograd's ``F(m, 3)`` per number of dimensions: the largest whose
+#: float32 error against a float64 reference stays within twice torch's own, measured over
+#: random inputs (``tests/test_winograd.py``): ``F(2, 3)`` and ``F(2x2, 3x3)``, at 0.4-1.5x
+#: (measured: ``F(4, 3)`` 1.6-2.4x, ``F(6, 3)`` 2.7x, ``F(4x4, 3x3)`` 2.9-13.5x).
+WINOGRAD_TILES = {1: (2,), 2: (2, 2)}
 
 _forced: Optional[str] = None
 
@@ -73,21 +115,62 @@ def use(algorithm: str) -> Iterator[None]:
         _forced = previous
 
 
-def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True) -> str:
+def kept_fraction(padded_size, output_size) -> float:
+    """The fraction of the flat positions a shifted product computes that are outputs:
+    each output row runs on over the padded width, in every dimension but the first."""
+    return math.prod(output_size[1:]) / max(1, math.prod(padded_size[1:]))
+
+
+def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtype) -> bool:
+    """Whether ``algorithm`` can compute ``product`` for this geometry at all."""
+    if algorithm == "pointwise":  # one tap, stride 1, no padding: S is the identity
+        return (all(k == 1 for k in kernel_size) and geometry.unit_stride and not geometry.padded
+                and not any(geometry.output_padding or ()))
+    if algorithm == "subpixel":
+        return product == "transpose"
+    if algorithm == "shifted":
+        return geometry.unit_stride
+    if algorithm == "winograd":
+        return (product != "weight_grad" and geometry.unit_stride and geometry.d in WINOGRAD_TILES
+                and all(k == 3 for k in kernel_size) and all(dl == 1 for dl in geometry.dilation)
+                and not dtype.is_complex)
+    if algorithm == "polyphase":
+        return product != "transpose"
+    return algorithm == "im2col"
+
+
+def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True, *,
+           kernel_size=(), product: str = "conv", dtype: torch.dtype = torch.float32,
+           kept: float = 1.0) -> str:
     """The factorization a product gets: the forced one where it applies, else the rule.
 
     ``channels_per_group`` is the reduction the products run over; ``finite`` says
-    (lazily: it may read a whole tensor) whether the values the ``"shifted"`` run-on
-    entries multiply are finite.
+    (lazily: it may read whole tensors) whether the values a form mixes beyond the
+    definition's products are finite: for ``"shifted"`` and ``"polyphase"`` those their
+    run-on entries multiply (only in the transpose and the weight gradient); for
+    ``"winograd"`` the input and the weight, which its transforms add together.
+    ``product`` is ``"conv"``, ``"transpose"`` or ``"weight_grad"``; ``kept`` the
+    :func:`kept_fraction` of the shifted form's products.
     """
-    shifted_applies = geometry.unit_stride
-    if _forced == "shifted" and shifted_applies and finite():
-        return "shifted"
+    def ok(algorithm: str) -> bool:
+        if not _applies(algorithm, geometry, kernel_size, product, dtype):
+            return False
+        exact = algorithm in ("im2col", "pointwise") or (product == "conv" and algorithm != "winograd")
+        return exact or finite()
+
     if _forced is not None:
-        return "im2col"
-    if shifted_applies and channels_per_group >= SHIFTED_MIN_CHANNELS and finite():
+        return _forced if ok(_forced) else "im2col"
+    if ok("pointwise"):
+        return "pointwise"
+    many_taps = math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS
+    if ((kept >= SHIFTED_MIN_KEPT or many_taps) and (product == "conv" or channels_per_group > 1)
+            and ok("shifted")):
         return "shifted"
     return "im2col"
+
+
+def _all_finite(*tensors: Tensor):
+    return lambda: all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 def _opmath(*tensors: Optional[Tensor]):
@@ -113,7 +196,17 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
         return x.new_zeros(x.shape[0], 0, *geometry.output_size(x.shape[2:], weight.shape[2:]))
     dtype = x.dtype
     x, weight, bias = _opmath(x.resolve_conj(), weight.resolve_conj(), bias)
-    if choose(geometry, weight.shape[1]) == "shifted":
+    k, size = weight.shape[2:], x.shape[2:]
+    padded = [m + a + b for m, (a, b) in zip(size, geometry.padding)]
+    how = choose(geometry, weight.shape[1], _all_finite(x, weight), kernel_size=k, dtype=x.dtype,
+                 kept=kept_fraction(padded, geometry.output_size(size, k)))
+    if how == "pointwise":
+        y = pointwise.conv_pointwise(x, weight, geometry)
+    elif how == "winograd":
+        y = winograd.conv_winograd(x, weight, geometry, WINOGRAD_TILES[geometry.d])
+    elif how == "polyphase":
+        y = conv_polyphase(x, weight, geometry)
+    elif how == "shifted":
         y = conv_shifted(x, weight, geometry)
     else:
         y = conv_columns(x, weight, geometry)
@@ -127,8 +220,18 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
     dtype = y.dtype
     y, weight, bias = _opmath(y.resolve_conj(), weight.resolve_conj(), bias)
     # The shifted form multiplies weights by the zeros where rows run on: 0 * inf = nan.
-    if choose(geometry, weight.shape[0] // geometry.groups,
-              lambda: bool(torch.isfinite(weight).all())) == "shifted":
+    k, grid = weight.shape[2:], y.shape[2:]
+    full = [o + dl * (kk - 1) + op for o, dl, kk, op in
+            zip(grid, geometry.dilation, k, geometry.output_padding or (0,) * len(k))]
+    how = choose(geometry, weight.shape[0] // geometry.groups, _all_finite(y, weight),
+                 kernel_size=k, product="transpose", dtype=y.dtype, kept=kept_fraction(full, grid))
+    if how == "pointwise":
+        z = pointwise.conv_transpose_pointwise(y, weight, geometry)
+    elif how == "subpixel":
+        z = conv_transpose_subpixel(y, weight, geometry)
+    elif how == "winograd" and max(p for pair in geometry.padding for p in pair) <= 2:
+        z = winograd.conv_transpose_winograd(y, weight, geometry, WINOGRAD_TILES[geometry.d])
+    elif how == "shifted":
         z = conv_transpose_shifted(y, weight, geometry)
     else:
         z = conv_transpose_columns(y, weight, geometry)
@@ -152,8 +255,15 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry,
     if skip_padding and geometry.padded and not bool(torch.isfinite(gy).all()):
         gw = weight_grad_taps(x, gy, weight_shape, geometry)
     # The shifted form multiplies the input by the zeros where rows of G run on.
-    elif choose(geometry, weight_shape[1], lambda: bool(torch.isfinite(x).all())) == "shifted":
+    elif (how := choose(geometry, weight_shape[1], _all_finite(x), kernel_size=weight_shape[2:],
+                        product="weight_grad", dtype=x.dtype,
+                        kept=kept_fraction([m + a + b for m, (a, b) in zip(x.shape[2:], geometry.padding)],
+                                           gy.shape[2:]))) == "pointwise":
+        gw = pointwise.weight_grad_pointwise(x, gy, weight_shape, geometry)
+    elif how == "shifted":
         gw = weight_grad_shifted(x, gy, weight_shape, geometry)
+    elif how == "polyphase":
+        gw = weight_grad_polyphase(x, gy, weight_shape, geometry)
     else:
         gw = weight_grad_columns(x, gy, weight_shape, geometry)
     return _finished(gw, dtype, memory_format)

@@ -71,7 +71,8 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                       "convlib:<algorithm>" for every forced algorithm that applies
                   ratios {form: {baseline: median over the rounds of form / baseline}}
                   ran: the convlib functions its own choice runs; chosen: the algorithm of
-                      ALGORITHMS that runs the same functions (or null)
+                      ALGORITHMS that runs the same functions, else the algorithms whose
+                      functions ran joined by "+" (e.g. "im2col+shifted"), or null
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -344,6 +345,18 @@ def _ran(fn: Callable[[], object]) -> list:
     return sorted(seen)
 
 
+#: The module of each algorithm's own functions (what a trace of it shows).
+_MODULES = {"im2col": "columns.", "shifted": "shifted.", "pointwise": "pointwise.",
+            "subpixel": "subpixel.", "winograd": "winograd.", "polyphase": "polyphase."}
+
+
+def ran_algorithms(ran: list) -> Optional[str]:
+    """The algorithms whose functions ran, joined by "+" (the rule can pick one for the
+    convolution and another for its gradients), or None."""
+    algs = [alg for alg, module in _MODULES.items() if any(f.startswith(module) for f in ran)]
+    return "+".join(algs) or None
+
+
 def _forced_algorithms() -> tuple:
     return tuple(a for a in getattr(convlib.backends, "ALGORITHMS", ("auto",)) if a != "auto")
 
@@ -453,7 +466,7 @@ def _time_layer(layer: Layer, device: torch.device, quick: bool, repeats: int, w
         ran = _ran(forms["convlib"])  # what convlib's own rule picks
         same = [alg for alg, r in traces.items() if r == ran]
         chosen = next((alg for alg in same if any(alg.lower() in f.lower() for f in ran)),
-                      same[0] if same else None)
+                      same[0] if same else None) or ran_algorithms(ran)
         if pass_name == "forward":
             algorithms = applies
             record["algorithms"] = algorithms

@@ -35,9 +35,12 @@ def test_conv_transpose_shifted_path(d, ours, theirs, stride, padding, output_pa
 
 
 def test_conv_shifted_path_by_default(device):
-    x, w, b = conv_case(2, device, groups=1, c_in_g=convlib.backends.SHIFTED_MIN_CHANNELS,
-                        c_out_g=3, n=(6, 5))
-    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, "same", 2)
+    """A wide image: the rule takes the shifted form, and it gives torch's values."""
+    x, w, b = conv_case(2, device, groups=1, c_in_g=4, c_out_g=3, n=(6, 40))
+    geometry = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1))
+    kept = convlib.backends.kept_fraction((8, 42), (6, 40))
+    assert convlib.backends.choose(geometry, 4, kernel_size=(3, 3), kept=kept) == "shifted"
+    assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float16, 1e-2),
@@ -78,11 +81,22 @@ def _gradchecks(args, groups):
 def test_choose_rule():
     g1 = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1))
     g2 = convlib.Geometry((2, 2), ((1, 1), (1, 1)), (1, 1))
-    choose = convlib.backends.choose
-    assert choose(g1, convlib.backends.SHIFTED_MIN_CHANNELS) == "shifted"
-    assert choose(g1, convlib.backends.SHIFTED_MIN_CHANNELS - 1) == "im2col"
+    g0 = convlib.Geometry((1, 1), ((0, 0), (0, 0)), (1, 1))
+    choose, cut = convlib.backends.choose, convlib.backends.SHIFTED_MIN_KEPT
+    k3 = dict(kernel_size=(3, 3))
+    assert choose(g1, 1, kept=cut, **k3) == "shifted"  # the convolution: any channels
+    assert choose(g1, 64, kept=cut - 0.01, **k3) == "im2col"  # too much run-on
+    taps = convlib.backends.SHIFTED_ALWAYS_TAPS
+    g3 = convlib.Geometry((1,) * 3, ((1, 1),) * 3, (1,) * 3)
+    assert choose(g3, 8, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
+    assert choose(g1, 1, kept=cut, product="transpose", **k3) == "im2col"  # depthwise
+    assert choose(g1, 2, kept=cut, product="weight_grad", **k3) == "shifted"
+    assert choose(g0, 1, kernel_size=(1, 1)) == "pointwise"
+    assert choose(g0, 1, finite=lambda: False, kernel_size=(1, 1), product="transpose") == "pointwise"
+    assert choose(g1, 1, kernel_size=(1, 1)) == "shifted"  # padded: not one product
+    assert convlib.backends.kept_fraction((8, 42), (6, 40)) == 40 / 42
     assert choose(g2, 512) == "im2col"  # stride 2: the slices are not contiguous
-    assert choose(g1, 512, finite=lambda: False) == "im2col"  # the run-on would make NaN
+    assert choose(g1, 512, finite=lambda: False, product="transpose") == "im2col"  # run-on NaN
     with convlib.backends.use("shifted"):
         assert choose(g1, 1) == "shifted" and choose(g2, 1) == "im2col"
     with convlib.backends.use("im2col"):
@@ -99,8 +113,8 @@ def test_shifted_keeps_torchs_nan_pattern(where, transposed):
     convolution) where the shifted rows run on: torch's result there is finite, and
     convlib's too, because the rule does not use the shifted form then."""
     gen = torch.Generator().manual_seed(0)
-    c = convlib.backends.SHIFTED_MIN_CHANNELS
-    x = torch.randn(1, c, 5, 5, generator=gen, dtype=torch.float64)
+    c = 8
+    x = torch.randn(1, c, 5, 40, generator=gen, dtype=torch.float64)  # wide: shifted, if finite
     w = torch.randn(c, c, 3, 3, generator=gen, dtype=torch.float64)
     (x if where == "input" else w)[0, 0, 0, 0] = float("inf")
     ours, theirs = ((convlib.conv_transpose2d, F.conv_transpose2d) if transposed

@@ -222,6 +222,16 @@ def test_values_gradients_and_layouts_match_torch(c):
                 assert _fmt(a) == _fmt(t), f"{what} memory format"
 
 
+@pytest.mark.parametrize("algorithm", ["shifted", "pointwise", "subpixel", "winograd", "polyphase"])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(c=valid_calls())
+def test_forced_algorithms_match_torch(algorithm, c):
+    """Each factorization forced (where it applies; elsewhere im2col): values, gradients,
+    layouts and NaN/Inf as torch's."""
+    with convlib.backends.use(algorithm):
+        test_values_gradients_and_layouts_match_torch.hypothesis.inner_test(c)
+
+
 # ---------------------------------------------------------------- errors, in both directions
 
 MUTATIONS = [
