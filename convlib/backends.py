@@ -38,8 +38,11 @@ The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.b
 3. ``"im2col"`` otherwise.
 
 ``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
-this project's 2-core CPU they are not yet faster than the forms above (see
-:data:`WINOGRAD_TILES` for the error rule that would admit Winograd).
+this project's 2-core CPU (``make bench``), sub-pixel and Winograd were slower than the forms
+above on every zoo layer they apply to, and polyphase faster only on the grouped ResNeXt
+layer's forward + backward (its batched weight gradient; 1.18x) and level on the dilated
+TCN layer, slower elsewhere (see :data:`WINOGRAD_TILES` for the error rule that would admit
+Winograd).
 
 Two more things are settled here, the same for every factorization:
 
@@ -78,8 +81,8 @@ ALGORITHMS = ("auto", "im2col", "shifted", "pointwise", "subpixel", "winograd", 
 #: faster as im2col; ResNet 3x3 at 56x56, 0.97, is faster shifted).
 SHIFTED_MIN_KEPT = 0.9
 
-#: ... unless the kernel has more taps than this: then the im2col copy, that many times the
-#: input, costs more than the run-on (measured: C3D's 3x3x3 layer, 0.87 kept, is about 1.5x
+#: Kernels with more taps than this get ``"shifted"`` whatever the run-on: their im2col copy,
+#: that many times the input, costs more than it (measured: C3D's 3x3x3 layer, 0.87 kept, is about 1.5x
 #: faster shifted).
 SHIFTED_ALWAYS_TAPS = 9
 

@@ -32,14 +32,14 @@ def _grouped(t: Tensor, g: int) -> Tensor:
 
 
 def conv_pointwise(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
-    """``M X`` for every sample and group: (N, C_in, *n) -> (N, C_out, *n)."""
+    """``M X`` for every sample and group: ``(N, C_in, *n) -> (N, C_out, *n)``."""
     c_out, g = weight.shape[0], geometry.groups
     w = weight.reshape(g, c_out // g, -1)  # (g, C_out/g, C_in/g)
     return (w @ _grouped(x, g)).view(x.shape[0], c_out, *x.shape[2:])
 
 
 def conv_transpose_pointwise(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
-    """``M^T Y``: (N, C_in, *n) -> (N, C_out, *n); ``weight`` is ``(C_in, C_out/g, 1...)``."""
+    """``M^T Y``: ``(N, C_in, *n) -> (N, C_out, *n)``; ``weight`` is ``(C_in, C_out/g, 1...)``."""
     c_in, c_out_g = weight.shape[:2]
     g = geometry.groups
     w_t = weight.reshape(g, c_in // g, c_out_g).mT  # (g, C_out/g, C_in/g)

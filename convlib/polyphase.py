@@ -14,7 +14,7 @@ a sum of stride-1 convolutions, one per phase, each with the taps that land on i
 *sub-kernel*). As matrices: :math:`W = \sum_\rho W_\rho P_\rho`, with :math:`P_\rho` the
 0/1 matrix that picks phase :math:`\rho` out of the padded input and :math:`W_\rho` the
 kernel matrix of a stride-1 convolution. Each stride-1 piece is computed as in
-:mod:`convlib.shifted`: the phases are laid side by side in one flat buffer (one copy of
+``convlib.shifted``: the phases are laid side by side in one flat buffer (one copy of
 the input, as padding it would be), every tap is one contiguous slice of it, a matrix
 operand as it stands, and the convolution is ``prod(k)`` matrix products accumulated into
 one result. Samples are laid one after another along the flat axis too, so each product
@@ -82,7 +82,7 @@ class Phases:
 
 def phases(k: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
            out: Sequence[int]) -> Phases:
-    """The :class:`Phases` of a convolution with kernel ``k`` and ``out`` outputs: tap
+    """The ``Phases`` of a convolution with kernel ``k`` and ``out`` outputs: tap
     :math:`\\kappa` reads phase :math:`\\kappa \\delta \\bmod s` at shift
     :math:`\\lfloor \\kappa \\delta / s \\rfloor`; each phase grid is just large enough for
     the kept outputs' reads."""
@@ -144,7 +144,7 @@ class _PhaseBuffer:
 
 
 def conv_polyphase(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
-    """``M S x`` as a sum over phases: (N, C_in, *n) -> (N, C_out, *out), any stride
+    """``M S x`` as a sum over phases: ``(N, C_in, *n) -> (N, C_out, *out)``, any stride
     (stride 1 is one phase: the shifted form), dilation and groups.
 
     A few samples at a time: their phases are copied into one flat buffer, and every tap

@@ -18,7 +18,7 @@ with :math:`W_\rho` the kernel matrix of a *stride-1* convolution whose kernel i
 phase's sub-kernel (dilation :math:`\delta'`), and :math:`P_\rho^\top` the 0/1 matrix that
 puts phase :math:`\rho` back among the others (an interleave: each output belongs to
 exactly one phase). Each stride-1 piece is the convolution of ``y``, padded by the sub-kernel's span, with the
-flipped sub-kernel (:func:`convlib.shifted.conv_shifted`), or one matrix product when the
+flipped sub-kernel (``convlib.shifted.conv_shifted``), or one matrix product when the
 sub-kernel has a single tap: no products with inserted zeros (the "zero-stuffed" input),
 no scatter-add of columns.
 With kernel ``k = s`` (the UNet and sub-pixel-convolution layers) every phase has one tap
@@ -73,10 +73,10 @@ def _stride_one_transpose(y: Tensor, sub: Tensor, dilation, g: int) -> Tensor:
 
 def conv_transpose_subpixel(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     """``W^T y`` for any stride, one stride-1 transposed convolution per output phase,
-    written into its interleaved positions: (N, C_in, *n) -> (N, C_out, *out).
+    written into its interleaved positions: ``(N, C_in, *n) -> (N, C_out, *out)``.
 
     ``geometry.padding`` is cropped off and ``geometry.output_padding`` kept, as in
-    :func:`convlib.columns.conv_transpose_columns`."""
+    ``convlib.columns.conv_transpose_columns``."""
     n, c_in, *grid = y.shape
     _, c_out_g, *k = weight.shape
     g = geometry.groups

@@ -27,7 +27,7 @@ at infinity (Toom-Cook; Lavin and Gray's derivation): the correlation of ``g`` w
 is the transpose of the product of two polynomials, evaluated at the points, multiplied
 pointwise and interpolated back. It is exact in exact arithmetic, but it adds and
 subtracts values scaled by the points' powers, so its rounding error in floating point is
-larger than the direct sum's; :data:`POINTS` lists the points measured to keep it
+larger than the direct sum's; ``POINTS`` lists the points measured to keep it
 smallest, and ``convlib.backends`` uses a tile size only where the measured error stays
 within twice torch's own (``tests/test_winograd.py``).
 """
@@ -65,7 +65,7 @@ def _poly_mul(p: list, q: list) -> list:
 
 @functools.lru_cache(maxsize=None)
 def winograd_matrices(m: int, r: int = 3, points: tuple = ()) -> tuple[list, list, list]:
-    r"""``(A^T, G, B^T)`` of :math:`F(m, r)`, exactly (as :class:`~fractions.Fraction`).
+    r"""``(A^T, G, B^T)`` of :math:`F(m, r)`, exactly (as ``fractions.Fraction``).
 
     With :math:`\alpha = m + r - 1` and points :math:`p_0, \dots, p_{\alpha-2}` (and
     infinity), the correlation :math:`y_i = \sum_k g_k d_{i+k}` of ``m`` outputs is
@@ -79,7 +79,7 @@ def winograd_matrices(m: int, r: int = 3, points: tuple = ()) -> tuple[list, lis
       :math:`\prod_{l \ne j} (x - p_l)`, the last row those of :math:`\prod_l (x - p_l)`
       (Lagrange interpolation, transposed).
 
-    Returns lists of rows; ``points`` defaults to :data:`POINTS` ``[m]``.
+    Returns lists of rows; ``points`` defaults to ``POINTS`` ``[m]``.
     """
     alpha = m + r - 1
     pts = [Fraction(p) for p in (points or POINTS[m])]
@@ -177,7 +177,7 @@ def _matrix(rows: Sequence[Sequence[Fraction]], like: Tensor) -> Tensor:
 
 def conv_winograd(x: Tensor, weight: Tensor, geometry: Geometry, m: Sequence[int]) -> Tensor:
     r"""The stride-1, undilated convolution with a 3-tap kernel, Winograd's way:
-    (N, C_in, *n) -> (N, C_out, *out), in 1-d or 2-d, with tiles of ``m`` outputs per
+    ``(N, C_in, *n) -> (N, C_out, *out)``, in 1-d or 2-d, with tiles of ``m`` outputs per
     dimension (:math:`F(m, 3)`, :math:`F(m_1 \times m_2, 3 \times 3)`).
 
     A few tiles at a time (a few samples, or a band of tile rows of one), so that they stay
@@ -265,7 +265,7 @@ def conv_transpose_winograd(y: Tensor, weight: Tensor, geometry: Geometry,
     convolution of ``y`` with the flipped kernel, input and output channels swapped, padded
     by :math:`k - 1 - p` before and :math:`k - 1 - p + \text{output padding}` after
     (:math:`W(g)^\top = W(\operatorname{flip} g^\top)` on the padded grid).
-    (N, C_in, *n) -> (N, C_out, *out); the padding is at most 2."""
+    ``(N, C_in, *n) -> (N, C_out, *out)``; the padding is at most 2."""
     c_in, c_out_g, *k = weight.shape
     g = geometry.groups
     flipped = weight.reshape(g, c_in // g, c_out_g, *k).transpose(1, 2)
