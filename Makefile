@@ -59,8 +59,11 @@ serve:
 
 ## test: everything: unit and property tests, every notebook with nbval, the strict build,
 ## the PDF edition (where TeX Live is installed) and its checks, and every page of the built
-## book opened in headless Chromium
-test: $(STAMP) lint pytest nbval build pdfcheck browser actionlint
+## book opened in headless Chromium (the PDF build and the browser tests run side by side, one
+## core each: both are mostly single-threaded)
+test: $(STAMP) lint pytest nbval build
+	$(MAKE) --no-print-directory -j2 --output-sync=target pdfcheck browser
+	$(MAKE) --no-print-directory actionlint
 
 ## lint: pyflakes-class errors (undefined names, unused imports) in the library and tests
 lint: $(STAMP)
@@ -72,7 +75,7 @@ pytest: $(STAMP)
 
 ## browser: open every built page in headless Chromium (skipped, saying how to install it, if absent)
 browser: $(STAMP)
-	$(PY) -m pytest tests/browser -p no:cacheprovider -rs -n 2
+	$(PY) -m pytest tests/browser -p no:cacheprovider -rs
 
 nbval: $(STAMP)
 	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider -n 2 --dist loadfile
