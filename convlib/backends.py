@@ -40,10 +40,9 @@ The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.b
 3. ``"im2col"`` otherwise.
 
 ``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
-this project's 2-core CPU (``make bench``), sub-pixel and Winograd were slower than the forms
-above on every zoo layer they apply to, and polyphase faster only on the grouped ResNeXt
-layer's forward + backward (its batched weight gradient; 1.18x) and level on the dilated
-TCN layer, slower elsewhere (see :data:`WINOGRAD_TILES` for the error rule that would admit
+this project's 2-core CPU (``make bench``), none of them was faster than the rule's choice
+on the zoo layers they apply to by more than the noise of a run (about 10%); Winograd was
+slower on all of them (see :data:`WINOGRAD_TILES` for the error rule that would admit
 Winograd).
 
 Two more things are settled here, the same for every factorization:
