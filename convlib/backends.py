@@ -29,19 +29,20 @@ picks one per call by a small rule, and :func:`use` forces one, for the book and
 The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.bench`):
 
 1. ``"pointwise"`` wherever it applies (it makes exactly the definition's products);
-2. ``"shifted"`` for stride 1 when at least :data:`SHIFTED_MIN_KEPT` of the positions
-   its products compute are kept (the rest is run-on over the padding: small images
-   with wide padding waste too much) or the kernel has more than
-   :data:`SHIFTED_ALWAYS_TAPS` taps (its im2col copy would be larger still), when the values its run-on entries multiply are
-   finite, and, for the transpose and the weight gradient, with more than one channel
-   per group (depthwise, their per-sample products are too thin);
+2. ``"shifted"`` for stride 1, when the values its run-on entries multiply are finite:
+   the convolution where at least :data:`SHIFTED_MIN_KEPT` of the positions its products
+   compute are kept (the rest is run-on over the padding: small images with wide padding
+   waste too much) or the kernel has more than :data:`SHIFTED_ALWAYS_TAPS` taps (its
+   im2col copy would be larger still); the transpose under the same condition and with at
+   least :data:`SHIFTED_TRANSPOSE_MIN_CHANNELS` channels per group; the weight gradient
+   whenever it has more than one channel per group (measured faster than im2col on every
+   stride-1 zoo layer; depthwise, its per-sample products are too thin);
 3. ``"im2col"`` otherwise.
 
 ``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
-this project's 2-core CPU (``make bench``), sub-pixel and Winograd were slower than the forms
-above on every zoo layer they apply to, and polyphase faster only on the grouped ResNeXt
-layer's forward + backward (its batched weight gradient; 1.18x) and level on the dilated
-TCN layer, slower elsewhere (see :data:`WINOGRAD_TILES` for the error rule that would admit
+this project's 2-core CPU (``make bench``), none of them was faster than the rule's choice
+on the zoo layers they apply to by more than the noise of a run (about 10%); Winograd was
+slower on all of them (see :data:`WINOGRAD_TILES` for the error rule that would admit
 Winograd).
 
 Two more things are settled here, the same for every factorization:
@@ -69,7 +70,7 @@ from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
 from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "SHIFTED_TRANSPOSE_MIN_CHANNELS", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
@@ -85,6 +86,11 @@ SHIFTED_MIN_KEPT = 0.9
 #: that many times the input, costs more than it (measured: C3D's 3x3x3 layer, 0.87 kept, is about 1.5x
 #: faster shifted).
 SHIFTED_ALWAYS_TAPS = 9
+
+#: The shifted transpose goes one sample at a time; with fewer channels per group than this
+#: its products are too small (measured: ResNeXt's 4 channels per group, 1.5x slower than
+#: im2col and col2im).
+SHIFTED_TRANSPOSE_MIN_CHANNELS = 16
 
 #: The output tile of Winograd's ``F(m, 3)`` per number of dimensions: the largest whose
 #: float32 error against a float64 reference stays within twice torch's own, measured over
@@ -165,9 +171,12 @@ def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True, *,
         return _forced if ok(_forced) else "im2col"
     if ok("pointwise"):
         return "pointwise"
-    many_taps = math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS
-    if ((kept >= SHIFTED_MIN_KEPT or many_taps) and (product == "conv" or channels_per_group > 1)
-            and ok("shifted")):
+    worth_it = kept >= SHIFTED_MIN_KEPT or math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS
+    if product == "weight_grad":  # no run-on cost in the products that are kept: always
+        worth_it = channels_per_group > 1
+    elif product == "transpose":
+        worth_it = worth_it and channels_per_group >= SHIFTED_TRANSPOSE_MIN_CHANNELS
+    if worth_it and ok("shifted"):
         return "shifted"
     return "im2col"
 

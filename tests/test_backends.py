@@ -90,7 +90,12 @@ def test_choose_rule():
     g3 = convlib.Geometry((1,) * 3, ((1, 1),) * 3, (1,) * 3)
     assert choose(g3, 8, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
     assert choose(g1, 1, kept=cut, product="transpose", **k3) == "im2col"  # depthwise
+    few = convlib.backends.SHIFTED_TRANSPOSE_MIN_CHANNELS
+    assert choose(g1, few, kept=cut, product="transpose", **k3) == "shifted"
+    assert choose(g1, few - 1, kept=cut, product="transpose", **k3) == "im2col"  # thin groups
     assert choose(g1, 2, kept=cut, product="weight_grad", **k3) == "shifted"
+    assert choose(g1, 2, kept=0.5, product="weight_grad", **k3) == "shifted"  # run-on is free
+    assert choose(g1, 1, kept=cut, product="weight_grad", **k3) == "im2col"  # depthwise
     assert choose(g0, 1, kernel_size=(1, 1)) == "pointwise"
     assert choose(g0, 1, finite=lambda: False, kernel_size=(1, 1), product="transpose") == "pointwise"
     assert choose(g1, 1, kernel_size=(1, 1)) == "shifted"  # padded: not one product
@@ -113,7 +118,7 @@ def test_shifted_keeps_torchs_nan_pattern(where, transposed):
     convolution) where the shifted rows run on: torch's result there is finite, and
     convlib's too, because the rule does not use the shifted form then."""
     gen = torch.Generator().manual_seed(0)
-    c = 8
+    c = convlib.backends.SHIFTED_TRANSPOSE_MIN_CHANNELS  # enough for shifted, where finite
     x = torch.randn(1, c, 5, 40, generator=gen, dtype=torch.float64)  # wide: shifted, if finite
     w = torch.randn(c, c, 3, 3, generator=gen, dtype=torch.float64)
     (x if where == "input" else w)[0, 0, 0, 0] = float("inf")
