@@ -139,10 +139,11 @@ def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtyp
         return product == "transpose"
     if algorithm == "shifted":
         return geometry.unit_stride
-    if algorithm == "winograd":
+    if algorithm == "winograd":  # its transpose pads by k - 1 - p: the padding at most 2
         return (product != "weight_grad" and geometry.unit_stride and geometry.d in WINOGRAD_TILES
                 and all(k == 3 for k in kernel_size) and all(dl == 1 for dl in geometry.dilation)
-                and not dtype.is_complex)
+                and not dtype.is_complex
+                and (product != "transpose" or max(p for pair in geometry.padding for p in pair) <= 2))
     if algorithm == "polyphase":
         return product != "transpose"
     return algorithm == "im2col"
@@ -241,7 +242,7 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
         z = pointwise.conv_transpose_pointwise(y, weight, geometry)
     elif how == "subpixel":
         z = conv_transpose_subpixel(y, weight, geometry)
-    elif how == "winograd" and max(p for pair in geometry.padding for p in pair) <= 2:
+    elif how == "winograd":
         z = winograd.conv_transpose_winograd(y, weight, geometry, WINOGRAD_TILES[geometry.d])
     elif how == "shifted":
         z = conv_transpose_shifted(y, weight, geometry)
@@ -268,9 +269,7 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry,
         gw = weight_grad_taps(x, gy, weight_shape, geometry)
     # The shifted form multiplies the input by the zeros where rows of G run on.
     elif (how := choose(geometry, weight_shape[1], _all_finite(x), kernel_size=weight_shape[2:],
-                        product="weight_grad", dtype=x.dtype,
-                        kept=kept_fraction([m + a + b for m, (a, b) in zip(x.shape[2:], geometry.padding)],
-                                           gy.shape[2:]))) == "pointwise":
+                        product="weight_grad", dtype=x.dtype)) == "pointwise":  # no run-on cost: no kept
         gw = pointwise.weight_grad_pointwise(x, gy, weight_shape, geometry)
     elif how == "shifted":
         gw = weight_grad_shifted(x, gy, weight_shape, geometry)
