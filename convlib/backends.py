@@ -30,13 +30,12 @@ The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.b
 
 1. ``"pointwise"`` wherever it applies (it makes exactly the definition's products);
 2. ``"shifted"`` for stride 1, when the values its run-on entries multiply are finite:
-   the convolution where at least :data:`SHIFTED_MIN_KEPT` of the positions its products
-   compute are kept (the rest is run-on over the padding: small images with wide padding
-   waste too much) or the kernel has more than :data:`SHIFTED_ALWAYS_TAPS` taps (its
-   im2col copy would be larger still); the transpose under the same condition and with at
-   least :data:`SHIFTED_TRANSPOSE_MIN_CHANNELS` channels per group; the weight gradient
-   whenever it has more than one channel per group (measured faster than im2col on every
-   stride-1 zoo layer; depthwise, its per-sample products are too thin);
+   the convolution and the transpose where at least :data:`SHIFTED_MIN_KEPT` of the
+   positions its products compute are kept (the rest is run-on over the padding: small
+   images with wide padding waste too much) or the kernel has more than
+   :data:`SHIFTED_ALWAYS_TAPS` taps (its im2col copy would be larger still); the weight
+   gradient whenever it has more than one channel per group (measured faster than im2col on
+   every stride-1 zoo layer; depthwise, its per-sample products are too thin);
 3. ``"im2col"`` otherwise.
 
 ``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
@@ -70,7 +69,7 @@ from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
 from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "SHIFTED_TRANSPOSE_MIN_CHANNELS", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
@@ -86,11 +85,6 @@ SHIFTED_MIN_KEPT = 0.9
 #: that many times the input, costs more than it (measured: C3D's 3x3x3 layer, 0.87 kept, is about 1.5x
 #: faster shifted).
 SHIFTED_ALWAYS_TAPS = 9
-
-#: The shifted transpose goes one sample at a time; with fewer channels per group than this
-#: its products are too small (measured: ResNeXt's 4 channels per group, 1.5x slower than
-#: im2col and col2im).
-SHIFTED_TRANSPOSE_MIN_CHANNELS = 16
 
 #: The output tile of Winograd's ``F(m, 3)`` per number of dimensions: the largest whose
 #: float32 error against a float64 reference stays within twice torch's own, measured over
@@ -139,11 +133,10 @@ def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtyp
         return product == "transpose"
     if algorithm == "shifted":
         return geometry.unit_stride
-    if algorithm == "winograd":  # its transpose pads by k - 1 - p: the padding at most 2
+    if algorithm == "winograd":
         return (product != "weight_grad" and geometry.unit_stride and geometry.d in WINOGRAD_TILES
                 and all(k == 3 for k in kernel_size) and all(dl == 1 for dl in geometry.dilation)
-                and not dtype.is_complex
-                and (product != "transpose" or max(p for pair in geometry.padding for p in pair) <= 2))
+                and not dtype.is_complex)
     if algorithm == "polyphase":
         return product != "transpose"
     return algorithm == "im2col"
@@ -175,8 +168,6 @@ def choose(geometry: Geometry, channels_per_group: int, finite=lambda: True, *,
     worth_it = kept >= SHIFTED_MIN_KEPT or math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS
     if product == "weight_grad":  # no run-on cost in the products that are kept: always
         worth_it = channels_per_group > 1
-    elif product == "transpose":
-        worth_it = worth_it and channels_per_group >= SHIFTED_TRANSPOSE_MIN_CHANNELS
     if worth_it and ok("shifted"):
         return "shifted"
     return "im2col"
@@ -210,7 +201,7 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
     dtype = x.dtype
     x, weight, bias = _opmath(x.resolve_conj(), weight.resolve_conj(), bias)
     k, size = weight.shape[2:], x.shape[2:]
-    padded = [m + a + b for m, (a, b) in zip(size, geometry.padding)]
+    padded = geometry.padded_size(size)
     how = choose(geometry, weight.shape[1], _all_finite(x, weight), kernel_size=k, dtype=x.dtype,
                  kept=kept_fraction(padded, geometry.output_size(size, k)))
     if how == "pointwise":
@@ -232,12 +223,12 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
     convolution ``W`` (its padding is cropped off) plus ``output_padding``."""
     dtype = y.dtype
     y, weight, bias = _opmath(y.resolve_conj(), weight.resolve_conj(), bias)
-    # The shifted form multiplies weights by the zeros where rows run on: 0 * inf = nan.
+    # The shifted form multiplies the weights by padding zeros: 0 * inf = nan.
     k, grid = weight.shape[2:], y.shape[2:]
-    full = [o + dl * (kk - 1) + op for o, dl, kk, op in
-            zip(grid, geometry.dilation, k, geometry.output_padding or (0,) * len(k))]
+    out = geometry.transpose_output_size(grid, k)  # a stride-1 convolution's, padded by k - 1
+    padded = [o + dl * (kk - 1) for o, dl, kk in zip(out, geometry.dilation, k)]
     how = choose(geometry, weight.shape[0] // geometry.groups, _all_finite(y, weight),
-                 kernel_size=k, product="transpose", dtype=y.dtype, kept=kept_fraction(full, grid))
+                 kernel_size=k, product="transpose", dtype=y.dtype, kept=kept_fraction(padded, out))
     if how == "pointwise":
         z = pointwise.conv_transpose_pointwise(y, weight, geometry)
     elif how == "subpixel":

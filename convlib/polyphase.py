@@ -33,10 +33,10 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import torch
 from torch import Tensor
 
 from .shapes import Geometry
+from .shifted import _add_product_
 
 __all__ = ["Phases", "phases", "conv_polyphase", "weight_grad_polyphase"]
 
@@ -114,14 +114,6 @@ def _phase_copies(layout: Phases, size: Sequence[int], padding, stride):
 
 def _chunk(n: int, sample_bytes: int) -> int:
     return max(1, min(n, CHUNK_BYTES // max(1, sample_bytes)))
-
-
-def _add_product_(out: Tensor, a: Tensor, b: Tensor, first: bool) -> None:
-    """``out (+)= a @ b``, for matrices or batches of them (``out`` may be a view)."""
-    if a.dim() == 2:
-        torch.mm(a, b, out=out) if first else out.addmm_(a, b)
-    else:
-        torch.bmm(a, b, out=out) if first else out.baddbmm_(a, b)
 
 
 class _PhaseBuffer:

@@ -97,8 +97,8 @@ def column_chunks(x: Tensor, k: Sequence[int], geometry: Geometry,
     buffer = x.new_empty(m, g, rows, L)
     padded = None  # a reused zero-padded copy of the chunk: its border is zeroed once
     if geometry.padded:
-        padded = x.new_zeros(m, c, *(ni + a + b for ni, (a, b) in zip(size, geometry.padding)))
-    interior = (Ellipsis, *(slice(a, a + ni) for ni, (a, _) in zip(size, geometry.padding)))
+        padded = x.new_zeros(m, c, *geometry.padded_size(size))
+    interior = (Ellipsis, *geometry.interior(size))
     no_padding = ((0, 0),) * len(k)
     for i in range(0, n, m):
         chunk = x[i:i + m]  # (m, C, *n)

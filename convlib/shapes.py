@@ -275,6 +275,14 @@ class Geometry:
     def padded(self) -> bool:
         return any(p for pair in self.padding for p in pair)
 
+    def padded_size(self, input_size: Sequence[int]) -> tuple[int, ...]:
+        """Spatial size of the zero-padded input: :math:`n + p_\text{before} + p_\text{after}`."""
+        return tuple(n + a + b for n, (a, b) in zip(input_size, self.padding))
+
+    def interior(self, input_size: Sequence[int]) -> tuple[slice, ...]:
+        """Where the input lies in its zero-padded grid: one slice per dimension."""
+        return tuple(slice(a, a + n) for n, (a, _) in zip(input_size, self.padding))
+
     def output_size(self, input_size: Sequence[int], kernel_size: Sequence[int]) -> tuple[int, ...]:
         """Spatial size of the convolution's output (:func:`conv_output_size`)."""
         return conv_output_size(tuple(input_size), tuple(kernel_size), self.stride, self.padding,

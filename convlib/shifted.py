@@ -29,16 +29,26 @@ from torch import Tensor
 
 from .shapes import Geometry
 
-__all__ = ["conv_shifted", "conv_transpose_shifted", "weight_grad_shifted"]
+__all__ = ["as_convolution", "conv_shifted", "conv_transpose_shifted", "weight_grad_shifted"]
 
 #: :func:`conv_shifted` pads about this many bytes of the batch at a time and multiplies
 #: them together, so that each product has enough work for every core yet stays in cache.
 CHUNK_BYTES = 2 << 20
 
 
-def _add_product_(out: Tensor, a: Tensor, b: Tensor) -> None:
-    """``out += a @ b`` in place, for matrices or batches of them (``out`` may be a view)."""
-    (out.addmm_ if a.dim() == 2 else out.baddbmm_)(a, b)
+def _add_product_(out: Tensor, a: Tensor, b: Tensor, first: bool = False) -> None:
+    """``out += a @ b`` in place (``out = a @ b`` if ``first``), for matrices or batches of
+    them; ``out`` may be a view.
+
+    A product whose reduction has length one (one input channel per group, as in a
+    depthwise layer) is an outer product, ``a * b`` by broadcasting: it is computed as an
+    elementwise multiply-add, several times faster than a batch of such thin products."""
+    if a.shape[-1] == 1:
+        torch.mul(a, b, out=out) if first else out.addcmul_(a, b)
+    elif a.dim() == 2:
+        torch.mm(a, b, out=out) if first else out.addmm_(a, b)
+    else:
+        torch.bmm(a, b, out=out) if first else out.baddbmm_(a, b)
 
 
 def shifts(padded: Sequence[int], out: Sequence[int], k: Sequence[int], dilation):
@@ -59,7 +69,7 @@ def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     n, c_in, *size = x.shape
     c_out, c_in_g, *k = weight.shape
     g, dilation = geometry.groups, geometry.dilation
-    padded = [m + a + b for m, (a, b) in zip(size, geometry.padding)]
+    padded = geometry.padded_size(size)
     out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
     step, span, offsets = shifts(padded, out, k, dilation)
     m = max(1, min(n, CHUNK_BYTES // max(1, c_in * math.prod(padded) * x.element_size())))
@@ -67,8 +77,7 @@ def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     w = weight.flatten(2).permute(2, 0, 1).reshape(-1, 1, g, c_out // g, c_in_g)
     w = w.contiguous().expand(-1, m, -1, -1, -1).flatten(1, 2)  # (K, m*g, C_out/g, C_in/g)
     buffer = x.new_zeros(m, c_in, math.prod(padded))  # m zero-padded samples, flat
-    interior = (slice(None), slice(None), *(slice(a, a + s) for s, (a, _) in zip(size, geometry.padding)))
-    interior = buffer.view(m, c_in, *padded)[interior]  # (m, C_in, *n), where samples go
+    interior = buffer.view(m, c_in, *padded)[(slice(None), slice(None), *geometry.interior(size))]  # (m, C_in, *n), where samples go
     batched = buffer.view(m * g, c_in_g, -1)  # (m*g, C_in/g, P)
     acc = x.new_empty(m * g, c_out // g, span)  # (m*g, C_out/g, span)
     y = x.new_empty(n, c_out, *out)
@@ -76,42 +85,41 @@ def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
         chunk = x[i:i + m]
         b = len(chunk) * g  # the last chunk may be short
         interior[:len(chunk)].copy_(chunk)
-        torch.bmm(w[0, :b], batched[:b, :, offsets[0]:offsets[0] + span], out=acc[:b])
-        for w_kappa, shift in zip(w[1:], offsets[1:]):
-            acc[:b].baddbmm_(w_kappa[:b], batched[:b, :, shift:shift + span])
+        for j, (w_kappa, shift) in enumerate(zip(w, offsets)):
+            _add_product_(acc[:b], w_kappa[:b], batched[:b, :, shift:shift + span], j == 0)
         y[i:i + m] = acc[:b].view(len(chunk), c_out, span).as_strided(
             (len(chunk), c_out, *out), (c_out * span, span, *step))  # drop the run-on
     return y
 
 
+def as_convolution(y: Tensor, weight: Tensor, geometry: Geometry):
+    r"""A stride-1 transposed convolution as a convolution: ``(y, weight, geometry)`` of the
+    convolution that computes ``W^T y``.
+
+    With stride 1, :math:`W^\top` is the kernel matrix of the flipped kernel with input and
+    output channels swapped (within each group), on ``y`` padded by
+    :math:`\delta (k - 1) - p` before and :math:`\delta (k - 1) - p + \text{output padding}`
+    after; a negative padding crops ``y`` instead (a view)."""
+    c_in, c_out_g, *k = weight.shape
+    g = geometry.groups
+    flipped = weight.reshape(g, c_in // g, c_out_g, *k).transpose(1, 2)
+    flipped = flipped.reshape(g * c_out_g, c_in // g, *k).flip(list(range(2, 2 + len(k))))
+    op = geometry.output_padding or (0,) * len(k)
+    pads = [(dl * (kk - 1) - a, dl * (kk - 1) - b + o)
+            for kk, dl, (a, b), o in zip(k, geometry.dilation, geometry.padding, op)]
+    crop = tuple(slice(max(0, -before), n - max(0, -after))
+                 for n, (before, after) in zip(y.shape[2:], pads))
+    pads = tuple((max(0, before), max(0, after)) for before, after in pads)
+    return y[(slice(None), slice(None), *crop)], flipped, Geometry(geometry.stride, pads, geometry.dilation, g)
+
+
 def conv_transpose_shifted(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
-    """``S^T M^T y`` for stride 1, the transpose of :func:`conv_shifted`: each product
-    ``M_kappa^T @ y`` is added straight into a shifted slice of the flat padded output,
-    so col2im happens inside the matrix products. (N, C_in, *n) -> (N, C_out, *out)."""
-    n, c_in, *grid = y.shape
-    _, c_out_g, *k = weight.shape
-    g, dilation = geometry.groups, geometry.dilation
-    c_out = g * c_out_g
-    full = [o + dl * (kk - 1) + op for o, dl, kk, op in
-            zip(grid, dilation, k, geometry.output_padding)]
-    step, span, offsets = shifts(full, grid, k, dilation)
-    w = weight.flatten(2).permute(2, 0, 1)  # (K, C_in, C_out/g): one matrix per offset
-    w = w.reshape(-1, g, c_in // g, c_out_g).mT.contiguous()  # (K, g, C_out/g, C_in/g)
-    spread = y.new_zeros(g, c_in // g, span)  # one sample of y, rows run on (zeros)
-    grid_view = spread.view(c_in, span).as_strided((c_in, *grid), (span, *step))
-    acc = y.new_empty(g, c_out_g, math.prod(full))  # one padded output sample, flat
-    crop = (slice(None), *(slice(a, f - b) for f, (a, b) in zip(full, geometry.padding)))
-    z = y.new_empty(n, c_out, *(f - a - b for f, (a, b) in zip(full, geometry.padding)))
-    flat = acc[0] if g == 1 else acc
-    if g == 1:  # plain 2-d products
-        w, spread = w[:, 0], spread[0]
-    for i in range(n):
-        grid_view.copy_(y[i])
-        acc.zero_()
-        for w_kappa, shift in zip(w, offsets):
-            _add_product_(flat[..., shift:shift + span], w_kappa, spread)  # (g, C_out/g, span)
-        z[i] = acc.view(c_out, *full)[crop]
-    return z
+    """``S^T M^T y`` for stride 1: the convolution of :func:`as_convolution`, computed by
+    :func:`conv_shifted` (a few samples per product). (N, C_in, *n) -> (N, C_out, *out).
+
+    Its products multiply the padding zeros by the weights, which the transpose's
+    definition does not: the result differs only where a weight is not finite."""
+    return conv_shifted(*as_convolution(y, weight, geometry))
 
 
 def weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
@@ -121,11 +129,10 @@ def weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry)
     n, c_in, *size = x.shape
     c_out, c_in_g, *k = weight_shape
     g = geometry.groups
-    padded = [m + a + b for m, (a, b) in zip(size, geometry.padding)]
+    padded = geometry.padded_size(size)
     step, span, offsets = shifts(padded, gy.shape[2:], k, geometry.dilation)
     buffer = x.new_zeros(g, c_in_g, math.prod(padded))  # one zero-padded sample, flat
-    interior = (slice(None), *(slice(a, a + m) for m, (a, _) in zip(size, geometry.padding)))
-    interior = buffer.view(c_in, *padded)[interior]  # (C_in, *n), where the sample goes
+    interior = buffer.view(c_in, *padded)[(slice(None), *geometry.interior(size))]  # (C_in, *n), where the sample goes
     spread = gy.new_zeros(g, c_out // g, span)  # one sample of G, rows run on
     grid_view = spread.view(c_out, span).as_strided((c_out, *gy.shape[2:]), (span, *step))
     gw = x.new_zeros(len(offsets), g, c_out // g, c_in_g)  # (K, g, C_out/g, C_in/g)

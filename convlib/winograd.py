@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from .shapes import Geometry
+from .shifted import as_convolution
 
 __all__ = ["POINTS", "winograd_matrices", "conv_winograd", "conv_transpose_winograd"]
 
@@ -264,13 +265,6 @@ def conv_transpose_winograd(y: Tensor, weight: Tensor, geometry: Geometry,
     r"""The transpose of a stride-1 3-tap convolution, Winograd's way: ``W^T y`` is the
     convolution of ``y`` with the flipped kernel, input and output channels swapped, padded
     by :math:`k - 1 - p` before and :math:`k - 1 - p + \text{output padding}` after
-    (:math:`W(g)^\top = W(\operatorname{flip} g^\top)` on the padded grid).
-    ``(N, C_in, *n) -> (N, C_out, *out)``; the padding is at most 2."""
-    c_in, c_out_g, *k = weight.shape
-    g = geometry.groups
-    flipped = weight.reshape(g, c_in // g, c_out_g, *k).transpose(1, 2)
-    flipped = flipped.reshape(g * c_out_g, c_in // g, *k).flip(list(range(2, 2 + len(k))))
-    op = geometry.output_padding or (0,) * len(k)
-    pads = tuple((kk - 1 - a, kk - 1 - b + o) for kk, (a, b), o in zip(k, geometry.padding, op))
-    full = Geometry(geometry.stride, pads, geometry.dilation, g)
-    return conv_winograd(y, flipped, full, m)
+    (:math:`W(g)^\top = W(\operatorname{flip} g^\top)` on the padded grid;
+    :func:`~convlib.shifted.as_convolution`). ``(N, C_in, *n) -> (N, C_out, *out)``."""
+    return conv_winograd(*as_convolution(y, weight, geometry), m)

@@ -34,6 +34,21 @@ def test_conv_transpose_shifted_path(d, ours, theirs, stride, padding, output_pa
                                  groups, bias, batched, device)
 
 
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("padding, output_padding, dilation",
+                         [(1, 0, 1), (3, 0, 1), ((0, 5), 1, 2), ((4, 1), 0, 1)])
+def test_shifted_transpose_as_a_convolution(multiplier, padding, output_padding, dilation, device):
+    """The shifted transpose is the convolution of :func:`convlib.shifted.as_convolution`:
+    depthwise (a reduction of one channel: elementwise products), and with a padding wider
+    than the kernel, which crops the input instead of padding it."""
+    x, w, b = conv_case(2, device, groups=4, c_in_g=1, c_out_g=multiplier, k=(3, 4), n=(7, 9))
+    w_t = w.reshape(4, multiplier, 3, 4)  # (C_in, C_out/g, *k) of the transposed convolution
+    with convlib.backends.use("shifted"):
+        assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, dilation, 4)
+        assert_matches_torch(convlib.conv_transpose2d, F.conv_transpose2d, x, w_t, b, 1, padding,
+                             output_padding, 4, dilation)
+
+
 def test_conv_shifted_path_by_default(device):
     """A wide image: the rule takes the shifted form, and it gives torch's values."""
     x, w, b = conv_case(2, device, groups=1, c_in_g=4, c_out_g=3, n=(6, 40))
@@ -89,10 +104,8 @@ def test_choose_rule():
     taps = convlib.backends.SHIFTED_ALWAYS_TAPS
     g3 = convlib.Geometry((1,) * 3, ((1, 1),) * 3, (1,) * 3)
     assert choose(g3, 8, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
-    assert choose(g1, 1, kept=cut, product="transpose", **k3) == "im2col"  # depthwise
-    few = convlib.backends.SHIFTED_TRANSPOSE_MIN_CHANNELS
-    assert choose(g1, few, kept=cut, product="transpose", **k3) == "shifted"
-    assert choose(g1, few - 1, kept=cut, product="transpose", **k3) == "im2col"  # thin groups
+    assert choose(g1, 1, kept=cut, product="transpose", **k3) == "shifted"  # depthwise too
+    assert choose(g1, 64, kept=cut - 0.01, product="transpose", **k3) == "im2col"  # run-on
     assert choose(g1, 2, kept=cut, product="weight_grad", **k3) == "shifted"
     assert choose(g1, 2, kept=0.5, product="weight_grad", **k3) == "shifted"  # run-on is free
     assert choose(g1, 1, kept=cut, product="weight_grad", **k3) == "im2col"  # depthwise
@@ -118,7 +131,7 @@ def test_shifted_keeps_torchs_nan_pattern(where, transposed):
     convolution) where the shifted rows run on: torch's result there is finite, and
     convlib's too, because the rule does not use the shifted form then."""
     gen = torch.Generator().manual_seed(0)
-    c = convlib.backends.SHIFTED_TRANSPOSE_MIN_CHANNELS  # enough for shifted, where finite
+    c = 16
     x = torch.randn(1, c, 5, 40, generator=gen, dtype=torch.float64)  # wide: shifted, if finite
     w = torch.randn(c, c, 3, 3, generator=gen, dtype=torch.float64)
     (x if where == "input" else w)[0, 0, 0, 0] = float("inf")
