@@ -75,7 +75,7 @@ pytest: $(STAMP)
 
 ## browser: open every built page in headless Chromium (skipped, saying how to install it, if absent)
 browser: $(STAMP)
-	$(PY) -m pytest tests/browser -p no:cacheprovider -rs
+	$(PY) -m pytest tests/browser -p no:cacheprovider -rs -n 2
 
 nbval: $(STAMP)
 	$(PY) -m pytest --nbval book --nbval-sanitize-with book/nbval_sanitize.cfg -p no:cacheprovider -n 2 --dist loadfile

@@ -13,9 +13,14 @@ then :math:`S_\kappa x` is one contiguous slice of it, a matrix operand as it st
 the convolution is ``prod(k)`` matrix products accumulated into one result. The extra
 entries of each row (the run-on) are dropped at the end.
 
-The transpose and the weight gradient use the same slices. They multiply the run-on
-entries too, so a non-finite value there would leak into entries torch computes as
-finite; :mod:`convlib.backends` uses them only when those values are finite.
+A one-channel reduction (depthwise: one input channel per group) makes each product an
+outer product, done as an elementwise multiply-add.
+
+With stride 1 the transpose is itself a convolution, of the flipped kernel
+(:func:`as_convolution`), so it goes the same way. It and the weight gradient multiply
+padding or run-on zeros that the definition leaves out, so a non-finite value there would
+leak into entries torch computes as finite; :mod:`convlib.backends` uses them only when
+those values are finite.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def shifts(padded: Sequence[int], out: Sequence[int], k: Sequence[int], dilation
 
 
 def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
-    """``M S x`` for stride 1: (N, C_in, *n) -> (N, C_out, *out), no copy of the columns.
+    """``M S x`` for stride 1: ``(N, C_in, *n) -> (N, C_out, *out)``, no copy of the columns.
 
     A few samples (and all groups) go through each product together, as one batched
     matrix product."""
@@ -115,7 +120,7 @@ def as_convolution(y: Tensor, weight: Tensor, geometry: Geometry):
 
 def conv_transpose_shifted(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     """``S^T M^T y`` for stride 1: the convolution of :func:`as_convolution`, computed by
-    :func:`conv_shifted` (a few samples per product). (N, C_in, *n) -> (N, C_out, *out).
+    :func:`conv_shifted` (a few samples per product). ``(N, C_in, *n) -> (N, C_out, *out)``.
 
     Its products multiply the padding zeros by the weights, which the transpose's
     definition does not: the result differs only where a weight is not finite."""
