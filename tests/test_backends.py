@@ -54,7 +54,7 @@ def test_conv_shifted_path_by_default(device):
     x, w, b = conv_case(2, device, groups=1, c_in_g=4, c_out_g=3, n=(6, 40))
     geometry = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1))
     kept = convlib.backends.kept_fraction((8, 42), (6, 40))
-    assert convlib.backends.choose(geometry, 4, kernel_size=(3, 3), kept=kept) == "shifted"
+    assert convlib.backends.choose(geometry, kernel_size=(3, 3), kept=kept) == "shifted"
     assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1)
 
 
@@ -99,26 +99,25 @@ def test_choose_rule():
     g0 = convlib.Geometry((1, 1), ((0, 0), (0, 0)), (1, 1))
     choose, cut = convlib.backends.choose, convlib.backends.SHIFTED_MIN_KEPT
     k3 = dict(kernel_size=(3, 3))
-    assert choose(g1, 1, kept=cut, **k3) == "shifted"  # the convolution: any channels
-    assert choose(g1, 64, kept=cut - 0.01, **k3) == "im2col"  # too much run-on
+    assert choose(g1, kept=cut, **k3) == "shifted"
+    assert choose(g1, kept=cut - 0.01, **k3) == "im2col"  # too much run-on
     taps = convlib.backends.SHIFTED_ALWAYS_TAPS
     g3 = convlib.Geometry((1,) * 3, ((1, 1),) * 3, (1,) * 3)
-    assert choose(g3, 8, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
-    assert choose(g1, 1, kept=cut, product="transpose", **k3) == "shifted"  # depthwise too
-    assert choose(g1, 64, kept=cut - 0.01, product="transpose", **k3) == "im2col"  # run-on
-    assert choose(g1, 2, kept=cut, product="weight_grad", **k3) == "shifted"
-    assert choose(g1, 2, kept=0.5, product="weight_grad", **k3) == "shifted"  # run-on is free
-    assert choose(g1, 1, kept=cut, product="weight_grad", **k3) == "im2col"  # depthwise
-    assert choose(g0, 1, kernel_size=(1, 1)) == "pointwise"
-    assert choose(g0, 1, finite=lambda: False, kernel_size=(1, 1), product="transpose") == "pointwise"
-    assert choose(g1, 1, kernel_size=(1, 1)) == "shifted"  # padded: not one product
+    assert choose(g3, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
+    assert choose(g1, kept=cut, product="transpose", **k3) == "shifted"
+    assert choose(g1, kept=cut - 0.01, product="transpose", **k3) == "im2col"  # run-on
+    assert choose(g1, kept=cut, product="weight_grad", **k3) == "shifted"
+    assert choose(g1, kept=0.5, product="weight_grad", **k3) == "shifted"  # run-on is free
+    assert choose(g0, kernel_size=(1, 1)) == "pointwise"
+    assert choose(g0, finite=lambda: False, kernel_size=(1, 1), product="transpose") == "pointwise"
+    assert choose(g1, kernel_size=(1, 1)) == "shifted"  # padded: not one product
     assert convlib.backends.kept_fraction((8, 42), (6, 40)) == 40 / 42
-    assert choose(g2, 512) == "im2col"  # stride 2: the slices are not contiguous
-    assert choose(g1, 512, finite=lambda: False, product="transpose") == "im2col"  # run-on NaN
+    assert choose(g2) == "im2col"  # stride 2: the slices are not contiguous
+    assert choose(g1, finite=lambda: False, product="transpose") == "im2col"  # run-on NaN
     with convlib.backends.use("shifted"):
-        assert choose(g1, 1) == "shifted" and choose(g2, 1) == "im2col"
+        assert choose(g1) == "shifted" and choose(g2) == "im2col"
     with convlib.backends.use("im2col"):
-        assert choose(g1, 512) == "im2col"
+        assert choose(g1) == "im2col"
     with pytest.raises(ValueError, match="algorithm"):
         with convlib.backends.use("winograd?"):
             pass
@@ -144,3 +143,23 @@ def test_shifted_keeps_torchs_nan_pattern(where, transposed):
         results.append((y, *torch.autograd.grad(y, (xx, ww), torch.ones_like(y))))
     for a, t in zip(*results):
         torch.testing.assert_close(a, t, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.complex64])
+@pytest.mark.parametrize("case", ["random", "inf", "-inf", "nan", "inf-inf", "overflowing sum", "empty"])
+def test_finite_is_the_entrywise_check(dtype, case):
+    """backends.finite (one sum, then the entrywise check only if the sum is not finite)
+    says exactly what torch.isfinite(t).all() says, overflowing sums included."""
+    gen = torch.Generator().manual_seed(0)
+    t = torch.randn(3, 50, generator=gen).to(dtype)
+    big = torch.finfo(t.real.dtype if dtype.is_complex else dtype).max
+    if case == "empty":
+        t = t[:0]
+    elif case == "overflowing sum":
+        t[:] = big  # every entry finite, their sum is not
+    elif case == "inf-inf":
+        t[0, 0], t[1, 7] = float("inf"), float("-inf")
+    elif case != "random":
+        t[2, 13] = float(case)
+    assert convlib.backends.finite(t) == bool(torch.isfinite(t).all())
+    assert convlib.backends.finite(t) == (case in ("random", "overflowing sum", "empty"))

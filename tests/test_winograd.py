@@ -59,10 +59,10 @@ def test_forced_conv_matches_torch(d, padding, groups, c_in_g, c_out_g, size):
         n = tuple(max(3, v) for v in n)
     x, w, b = _case(d, groups, c_in_g, c_out_g, n, batch=2, seed=size)
     geometry = convlib.Geometry((1,) * d, ((1, 1),) * d, (1,) * d, groups, (0,) * d)
-    assert convlib.backends.choose(geometry, c_in_g, kernel_size=(3,) * d) != "winograd"  # not by default
+    assert convlib.backends.choose(geometry, kernel_size=(3,) * d) != "winograd"  # not by default
     with convlib.backends.use("winograd"):
-        assert convlib.backends.choose(geometry, c_in_g, kernel_size=(3,) * d) == "winograd"
-        assert convlib.backends.choose(geometry, c_in_g, kernel_size=(3,) * d,
+        assert convlib.backends.choose(geometry, kernel_size=(3,) * d) == "winograd"
+        assert convlib.backends.choose(geometry, kernel_size=(3,) * d,
                                        product="transpose") == "winograd"
         ours, theirs = getattr(convlib, f"conv{d}d"), getattr(F, f"conv{d}d")
         assert_matches_torch(ours, theirs, x, w, b, 1, padding, 1, groups)
@@ -142,7 +142,7 @@ def test_not_used_on_non_finite_values(where, value, transposed):
     geometry = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1, (0, 0))
     with convlib.backends.use("winograd"):
         finite = lambda: bool(torch.isfinite(x).all() and torch.isfinite(w).all())  # noqa: E731
-        assert convlib.backends.choose(geometry, 3, finite, kernel_size=(3, 3)) == "im2col"
+        assert convlib.backends.choose(geometry, finite, kernel_size=(3, 3)) == "im2col"
         name = "conv_transpose2d" if transposed else "conv2d"
         ours = getattr(convlib, name)(x, w, padding=1)
     torch.testing.assert_close(ours, getattr(F, name)(x, w, padding=1), equal_nan=True)
@@ -156,10 +156,10 @@ def test_not_used_on_non_finite_values(where, value, transposed):
 ])
 def test_forced_falls_back_where_it_does_not_apply(geometry, k):
     with convlib.backends.use("winograd"):
-        assert convlib.backends.choose(geometry, 64, kernel_size=k) == "im2col"
-        assert convlib.backends.choose(geometry, 64, kernel_size=(3, 3), product="weight_grad",
+        assert convlib.backends.choose(geometry, kernel_size=k) == "im2col"
+        assert convlib.backends.choose(geometry, kernel_size=(3, 3), product="weight_grad",
                                        dtype=torch.float32) == "im2col"
-        assert convlib.backends.choose(convlib.Geometry((1, 1), ((1, 1),) * 2, (1, 1)), 64,
+        assert convlib.backends.choose(convlib.Geometry((1, 1), ((1, 1),) * 2, (1, 1)),
                                        kernel_size=(3, 3), dtype=torch.complex64) == "im2col"
 
 
