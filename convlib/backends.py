@@ -29,13 +29,14 @@ picks one per call by a small rule, and :func:`use` forces one, for the book and
 The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.bench`):
 
 1. ``"pointwise"`` wherever it applies (it makes exactly the definition's products);
-2. ``"shifted"`` for stride 1, when the values its run-on entries multiply are finite:
+2. ``"shifted"`` for stride 1 (for the transpose and the weight gradient only when the
+   padding or run-on zeros they multiply meet finite values):
    the convolution and the transpose where at least :data:`SHIFTED_MIN_KEPT` of the
    positions its products compute are kept (the rest is run-on over the padding: small
    images with wide padding waste too much) or the kernel has more than
    :data:`SHIFTED_ALWAYS_TAPS` taps (its im2col copy would be larger still); the weight
-   gradient always (measured faster than im2col on every stride-1 zoo layer, depthwise
-   included: its run-on costs nothing there);
+   gradient always (its products are few and large and need no column copy: measured
+   faster than im2col, product by product, on every stride-1 zoo layer, depthwise included);
 3. ``"im2col"`` otherwise.
 
 ``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
@@ -77,8 +78,9 @@ ALGORITHMS = ("auto", "im2col", "shifted", "pointwise", "subpixel", "winograd", 
 
 #: ``"shifted"`` is chosen only where at least this fraction of the positions its products
 #: compute are outputs (:func:`kept_fraction`); below it the run-on costs more than the
-#: im2col copy saves (measured: ResNet 3x3 at 14x14 and DeepLab's dilated 3x3, 0.875, are
-#: faster as im2col; ResNet 3x3 at 56x56, 0.97, is faster shifted).
+#: im2col copy saves (measured: DeepLab's dilated 3x3, 0.875 kept, about 13% faster as
+#: im2col; ResNet 3x3 at 14x14, 0.875, within the noise either way; ResNet 3x3 at 56x56,
+#: 0.97, faster shifted).
 SHIFTED_MIN_KEPT = 0.9
 
 #: Kernels with more taps than this get ``"shifted"`` whatever the run-on: their im2col copy,
@@ -145,12 +147,14 @@ def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtyp
 def choose(geometry: Geometry, finite=lambda: True, *,
            kernel_size=(), product: str = "conv", dtype: torch.dtype = torch.float32,
            kept: float = 1.0) -> str:
-    """The factorization a product gets: the forced one where it applies, else the rule.
+    """The factorization a product gets: the forced one where it applies (and where the
+    values it needs finite are), else the rule; a forced one that cannot serve gets im2col.
 
     ``finite`` says (lazily: it may read whole tensors) whether the values a form mixes
-    beyond the definition's products are finite: for ``"shifted"`` and ``"polyphase"`` those their
-    run-on entries multiply (only in the transpose and the weight gradient); for
-    ``"winograd"`` the input and the weight, which its transforms add together.
+    beyond the definition's products are finite: for ``"shifted"``, ``"subpixel"`` (made of
+    shifted pieces) and ``"polyphase"``, in the transpose and the weight gradient, the values
+    that meet padding or run-on zeros (checked conservatively: both tensors of the product);
+    for ``"winograd"`` the input and the weight, which its transforms add together.
     ``product`` is ``"conv"``, ``"transpose"`` or ``"weight_grad"``; ``kept`` the
     :func:`kept_fraction` of the shifted form's products.
     """
@@ -164,7 +168,7 @@ def choose(geometry: Geometry, finite=lambda: True, *,
         return _forced if ok(_forced) else "im2col"
     if ok("pointwise"):
         return "pointwise"
-    worth_it = (product == "weight_grad"  # no run-on cost in the products that are kept
+    worth_it = (product == "weight_grad"  # few large products, no column copy: always
                 or kept >= SHIFTED_MIN_KEPT or math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS)
     if worth_it and ok("shifted"):
         return "shifted"

@@ -47,7 +47,8 @@ def _add_product_(out: Tensor, a: Tensor, b: Tensor, first: bool = False) -> Non
 
     A product whose reduction has length one (one input channel per group, as in a
     depthwise layer) is an outer product, ``a * b`` by broadcasting: it is computed as an
-    elementwise multiply-add, several times faster than a batch of such thin products."""
+    elementwise multiply-add (a depthwise 3x3 layer's forward measured 1.4-2x faster than
+    with a batch of such thin products)."""
     if a.shape[-1] == 1:
         torch.mul(a, b, out=out) if first else out.addcmul_(a, b)
     elif a.dim() == 2:
@@ -103,8 +104,10 @@ def as_convolution(y: Tensor, weight: Tensor, geometry: Geometry):
 
     With stride 1, :math:`W^\top` is the kernel matrix of the flipped kernel with input and
     output channels swapped (within each group), on ``y`` padded by
-    :math:`\delta (k - 1) - p` before and :math:`\delta (k - 1) - p + \text{output padding}`
-    after; a negative padding crops ``y`` instead (a view)."""
+    :math:`\delta (k - 1) - p_\text{before}` before and
+    :math:`\delta (k - 1) - p_\text{after} + \text{output padding}` after, per dimension,
+    with :math:`p` the convolution's padding (``geometry.padding``); a negative padding crops
+    ``y`` instead (a view)."""
     c_in, c_out_g, *k = weight.shape
     g = geometry.groups
     flipped = weight.reshape(g, c_in // g, c_out_g, *k).transpose(1, 2)
