@@ -116,3 +116,18 @@ def test_geometry():
     assert back.transpose_output_size(g.output_size((7, 6), (3, 2)), (3, 2)) == (7, 6)
     assert Geometry.from_flat(*g.flat()) == Geometry(g.stride, g.padding, g.dilation, 2, (0, 0))
     assert not g.unit_stride and g.padded
+
+
+@pytest.mark.parametrize("size, padding", [((5,), ((0, 0),)), ((4, 6), ((1, 2), (0, 3))),
+                                           ((3, 1, 2), ((2, 0), (1, 1), (0, 4)))])
+def test_geometry_padded_size_and_interior_are_those_of_torch_pad(size, padding):
+    """``padded_size`` is the shape F.pad gives, and ``interior`` is where the input lies in it."""
+    import convlib
+    d = len(size)
+    geometry = convlib.Geometry((1,) * d, padding, (1,) * d)
+    x = torch.arange(1.0, 1 + 2 * torch.Size(size).numel()).reshape(1, 2, *size)
+    pad = [p for pair in reversed(padding) for p in pair]  # F.pad: last dimension first
+    padded = F.pad(x, pad)
+    assert geometry.padded_size(size) == padded.shape[2:]
+    assert torch.equal(padded[(Ellipsis, *geometry.interior(size))], x)
+    assert padded.sum() == x.sum()  # nothing else but zeros
