@@ -83,7 +83,8 @@ def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     w = weight.flatten(2).permute(2, 0, 1).reshape(-1, 1, g, c_out // g, c_in_g)
     w = w.contiguous().expand(-1, m, -1, -1, -1).flatten(1, 2)  # (K, m*g, C_out/g, C_in/g)
     buffer = x.new_zeros(m, c_in, math.prod(padded))  # m zero-padded samples, flat
-    interior = buffer.view(m, c_in, *padded)[(slice(None), slice(None), *geometry.interior(size))]  # (m, C_in, *n), where samples go
+    # (m, C_in, *n): where the samples go
+    interior = buffer.view(m, c_in, *padded)[(slice(None), slice(None), *geometry.interior(size))]
     batched = buffer.view(m * g, c_in_g, -1)  # (m*g, C_in/g, P)
     acc = x.new_empty(m * g, c_out // g, span)  # (m*g, C_out/g, span)
     y = x.new_empty(n, c_out, *out)
@@ -140,7 +141,7 @@ def weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry)
     padded = geometry.padded_size(size)
     step, span, offsets = shifts(padded, gy.shape[2:], k, geometry.dilation)
     buffer = x.new_zeros(g, c_in_g, math.prod(padded))  # one zero-padded sample, flat
-    interior = buffer.view(c_in, *padded)[(slice(None), *geometry.interior(size))]  # (C_in, *n), where the sample goes
+    interior = buffer.view(c_in, *padded)[(slice(None), *geometry.interior(size))]  # (C_in, *n)
     spread = gy.new_zeros(g, c_out // g, span)  # one sample of G, rows run on
     grid_view = spread.view(c_out, span).as_strided((c_out, *gy.shape[2:]), (span, *step))
     gw = x.new_zeros(len(offsets), g, c_out // g, c_in_g)  # (K, g, C_out/g, C_in/g)

@@ -18,7 +18,7 @@ with :math:`W_\rho` the kernel matrix of a *stride-1* convolution whose kernel i
 phase's sub-kernel (dilation :math:`\delta'`), and :math:`P_\rho^\top` the 0/1 matrix that
 puts phase :math:`\rho` back among the others (an interleave: each output belongs to
 exactly one phase). Each stride-1 piece is the convolution of ``y``, padded by the sub-kernel's span, with the
-flipped sub-kernel (``convlib.shifted.conv_shifted``), or one matrix product when the
+flipped sub-kernel (:func:`convlib.shifted.conv_transpose_shifted`), or one matrix product when the
 sub-kernel has a single tap: no products with inserted zeros (the "zero-stuffed" input),
 no scatter-add of columns.
 With kernel ``k = s`` (the UNet and sub-pixel-convolution layers) every phase has one tap
@@ -38,7 +38,7 @@ from torch import Tensor
 
 from .shapes import Geometry
 from .pointwise import conv_transpose_pointwise
-from .shifted import conv_shifted
+from .shifted import conv_transpose_shifted
 
 __all__ = ["phase_taps", "conv_transpose_subpixel"]
 
@@ -59,16 +59,14 @@ def phase_taps(k: int, stride: int, dilation: int, rho: int) -> Optional[tuple[s
 
 def _stride_one_transpose(y: Tensor, sub: Tensor, dilation, g: int) -> Tensor:
     """The full (uncropped) stride-1 transposed convolution of ``y`` with ``sub``: one
-    matrix product per sample and group when ``sub`` has one tap, else the convolution of
-    ``y`` padded by the kernel's span with the flipped, transposed kernel (shifted form)."""
+    matrix product per sample and group when ``sub`` has one tap, else the shifted form
+    (the convolution of ``y`` padded by the kernel's span with the flipped, transposed
+    kernel: :func:`convlib.shifted.as_convolution`)."""
     d = len(dilation)
-    c_in, c_out_g, *k = sub.shape
-    if all(kk == 1 for kk in k):
-        return conv_transpose_pointwise(y, sub, Geometry((1,) * d, ((0, 0),) * d, dilation, g))
-    flipped = sub.reshape(g, c_in // g, c_out_g, *k).transpose(1, 2)
-    flipped = flipped.reshape(g * c_out_g, c_in // g, *k).flip(list(range(2, 2 + d)))
-    full = tuple((dl * (kk - 1), dl * (kk - 1)) for kk, dl in zip(k, dilation))
-    return conv_shifted(y, flipped, Geometry((1,) * d, full, tuple(dilation), g))
+    full = Geometry((1,) * d, ((0, 0),) * d, tuple(dilation), g)
+    if all(kk == 1 for kk in sub.shape[2:]):
+        return conv_transpose_pointwise(y, sub, full)
+    return conv_transpose_shifted(y, sub, full)
 
 
 def conv_transpose_subpixel(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:

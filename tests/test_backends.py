@@ -107,7 +107,7 @@ def test_choose_rule():
     assert choose(g1, kept=cut, product="transpose", **k3) == "shifted"
     assert choose(g1, kept=cut - 0.01, product="transpose", **k3) == "im2col"  # run-on
     assert choose(g1, kept=cut, product="weight_grad", **k3) == "shifted"
-    assert choose(g1, kept=0.5, product="weight_grad", **k3) == "shifted"  # run-on is free
+    assert choose(g1, kept=0.5, product="weight_grad", **k3) == "shifted"  # whatever the run-on
     assert choose(g0, kernel_size=(1, 1)) == "pointwise"
     assert choose(g0, finite=lambda: False, kernel_size=(1, 1), product="transpose") == "pointwise"
     assert choose(g1, kernel_size=(1, 1)) == "shifted"  # padded: not one product
