@@ -62,7 +62,7 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 
-from . import pointwise, winograd
+from . import gemm, pointwise, winograd
 from .columns import conv_columns, conv_transpose_columns, weight_grad_columns, weight_grad_taps
 from .shapes import Geometry
 from .polyphase import conv_polyphase, weight_grad_polyphase
@@ -70,7 +70,7 @@ from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
 from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "finite", "kept_fraction", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "FAST_GEMM_MIN_CHANNELS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "finite", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
@@ -89,10 +89,17 @@ SHIFTED_MIN_KEPT = 0.9
 SHIFTED_ALWAYS_TAPS = 9
 
 #: The output tile of Winograd's ``F(m, 3)`` per number of dimensions: the largest whose
-#: float32 error against a float64 reference stays within twice torch's own, measured over
-#: random inputs (``tests/test_winograd.py``): ``F(2, 3)`` and ``F(2x2, 3x3)``, at 0.4-1.5x
+#: float32 error against a float64 reference stays within twice torch's own (the larger of
+#: its two float32 CPU kernels', oneDNN's and its im2col's), measured over random inputs
+#: (``tests/test_winograd.py``): ``F(2, 3)`` and ``F(2x2, 3x3)``, at 0.4-1.9x
 #: (measured: ``F(4, 3)`` 1.6-2.4x, ``F(6, 3)`` 2.7x, ``F(4x4, 3x3)`` 2.9-13.5x).
 WINOGRAD_TILES = {1: (2,), 2: (2, 2)}
+
+#: :func:`choose`'s ``fast_gemm`` needs at least this many channels per group on both sides of
+#: the weight: with fewer, im2col makes many thin products, one per group (measured:
+#: ResNeXt's 3x3 layer, 4 channels in each of 32 groups, forward 11.7 ms as im2col against
+#: 4.7 ms shifted).
+FAST_GEMM_MIN_CHANNELS = 16
 
 _forced: Optional[str] = None
 
@@ -146,7 +153,7 @@ def _applies(algorithm: str, geometry: Geometry, kernel_size, product: str, dtyp
 
 def choose(geometry: Geometry, finite=lambda: True, *,
            kernel_size=(), product: str = "conv", dtype: torch.dtype = torch.float32,
-           kept: float = 1.0) -> str:
+           kept: float = 1.0, fast_gemm: bool = False) -> str:
     """The factorization a product gets: the forced one where it applies (and where the
     values it needs finite are), else the rule; a forced one that cannot serve gets im2col.
 
@@ -156,7 +163,13 @@ def choose(geometry: Geometry, finite=lambda: True, *,
     that meet padding or run-on zeros (checked conservatively: both tensors of the product);
     for ``"winograd"`` the input and the weight, which its transforms add together.
     ``product`` is ``"conv"``, ``"transpose"`` or ``"weight_grad"``; ``kept`` the
-    :func:`kept_fraction` of the shifted form's products.
+    :func:`kept_fraction` of the shifted form's products. ``fast_gemm``: the products are
+    matrix products (:data:`FAST_GEMM_MIN_CHANNELS` channels per group or more on both
+    sides) that go to oneDNN
+    (:func:`convlib.gemm.uses_onednn`). Its im2col product is then fast enough that the
+    column copy costs less than the shifted form's many thinner products, which oneDNN
+    cannot take as they lie (measured: ResNet's 3x3 layer at 56x56, forward 7.6 ms as
+    im2col against 11.5 ms shifted; a TCN's dilated conv1d 4.3 against 6.3 ms).
     """
     def ok(algorithm: str) -> bool:
         if not _applies(algorithm, geometry, kernel_size, product, dtype):
@@ -170,9 +183,17 @@ def choose(geometry: Geometry, finite=lambda: True, *,
         return "pointwise"
     worth_it = (product == "weight_grad"  # few large products, no column copy: always
                 or kept >= SHIFTED_MIN_KEPT or math.prod(kernel_size) > SHIFTED_ALWAYS_TAPS)
-    if worth_it and ok("shifted"):
+    if worth_it and not fast_gemm and ok("shifted"):
         return "shifted"
     return "im2col"
+
+
+def _fast_gemm(a: Tensor, b: Tensor, groups: int, weight_shape=None) -> bool:
+    """Whether this product's matrix products go to oneDNN (:func:`choose`): float32 on
+    the CPU with oneDNN there and on, and at least :data:`FAST_GEMM_MIN_CHANNELS` channels per group on each side of
+    the weight (``weight_shape``, else ``b`` is the weight)."""
+    shape = weight_shape or b.shape
+    return min(shape[0] // groups, shape[1]) >= FAST_GEMM_MIN_CHANNELS and gemm.route_is_onednn(a, b)
 
 
 def finite(t: Tensor) -> bool:
@@ -213,7 +234,8 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
     k, size = weight.shape[2:], x.shape[2:]
     padded = geometry.padded_size(size)
     how = choose(geometry, _all_finite(x, weight), kernel_size=k, dtype=x.dtype,
-                 kept=kept_fraction(padded, geometry.output_size(size, k)))
+                 kept=kept_fraction(padded, geometry.output_size(size, k)),
+                 fast_gemm=_fast_gemm(x, weight, geometry.groups))
     if how == "pointwise":
         y = pointwise.conv_pointwise(x, weight, geometry)
     elif how == "winograd":
@@ -238,7 +260,8 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
     out = geometry.transpose_output_size(grid, k)  # a stride-1 convolution's, padded by k - 1
     padded = [o + dl * (kk - 1) for o, dl, kk in zip(out, geometry.dilation, k)]
     how = choose(geometry, _all_finite(y, weight),
-                 kernel_size=k, product="transpose", dtype=y.dtype, kept=kept_fraction(padded, out))
+                 kernel_size=k, product="transpose", dtype=y.dtype, kept=kept_fraction(padded, out),
+                 fast_gemm=_fast_gemm(y, weight, geometry.groups))
     if how == "pointwise":
         z = pointwise.conv_transpose_pointwise(y, weight, geometry)
     elif how == "subpixel":
@@ -270,7 +293,8 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry,
         gw = weight_grad_taps(x, gy, weight_shape, geometry)
     # The shifted form multiplies the input by the zeros where rows of G run on.
     elif (how := choose(geometry, _all_finite(x), kernel_size=weight_shape[2:],
-                        product="weight_grad", dtype=x.dtype)) == "pointwise":  # no run-on cost: no kept
+                        product="weight_grad", dtype=x.dtype,  # no run-on cost: no kept
+                        fast_gemm=_fast_gemm(x, gy, geometry.groups, weight_shape))) == "pointwise":
         gw = pointwise.weight_grad_pointwise(x, gy, weight_shape, geometry)
     elif how == "shifted":
         gw = weight_grad_shifted(x, gy, weight_shape, geometry)

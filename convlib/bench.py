@@ -322,7 +322,7 @@ def layer_bytes(layer: Layer, output_shape, quick: bool = False, itemsize: int =
 
 # Modules that every algorithm passes through: what ran is read from the others.
 _PLUMBING = {"convlib", "convlib.bench", "convlib.backends", "convlib.ops", "convlib.functional",
-             "convlib.checks", "convlib.shapes", "convlib.torchlike", "convlib.nn"}
+             "convlib.checks", "convlib.shapes", "convlib.torchlike", "convlib.nn", "convlib.gemm"}
 
 
 def _ran(fn: Callable[[], object]) -> list:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import itertools
 import math
 
-import torch
 from torch import Tensor
 
+from .gemm import matmul
 from .selection import CHUNK_BYTES, add_windows_, column_chunks, tap_slices
 from .shapes import Geometry
 
@@ -32,7 +32,7 @@ def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     w = weight.reshape(g, c_out // g, -1)  # (g, C_out/g, C_in/g*K)
     y = x.new_empty(n, g, c_out // g, math.prod(out))  # (N, g, C_out/g, L)
     for batch, cols in column_chunks(x, k, geometry):  # (m, g, C_in/g*K, L)
-        torch.matmul(w, cols, out=y[batch])  # (m, g, C_out/g, L)
+        matmul(w, cols, out=y[batch])  # (m, g, C_out/g, L)
     return y.view(n, c_out, *out)
 
 
@@ -53,7 +53,7 @@ def conv_transpose_columns(y: Tensor, weight: Tensor, geometry: Geometry) -> Ten
     m = max(1, min(n, CHUNK_BYTES // max(1, g * c_out_g * K * L * y.element_size())))
     buffer = y.new_empty(m, g, c_out_g * K, L)
     for i in range(0, n, m):  # a few samples at a time, so the columns stay in cache
-        cols = torch.matmul(w_t, y[i:i + m], out=buffer[:min(m, n - i)])  # (m, g, C_out/g*K, L)
+        cols = matmul(w_t, y[i:i + m], out=buffer[:min(m, n - i)])  # (m, g, C_out/g*K, L)
         cols = cols.view(-1, g * c_out_g, *k, *grid)  # (m, C_out, *k, *n)
         add_windows_(z[i:i + m], cols, geometry.stride, geometry.dilation, crop)  # col2im
     return z
@@ -69,7 +69,7 @@ def weight_grad_columns(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry)
     gy = gy.reshape(n, g, c_out // g, math.prod(out))  # (N, g, C_out/g, L)
     gw = gy.new_zeros(g, c_out // g, c_in_g * math.prod(k))  # (g, C_out/g, C_in/g*K)
     for batch, cols in column_chunks(x, k, geometry, out):  # (m, g, C_in/g*K, L)
-        part = gy[batch] @ cols.mT  # (m, g, C_out/g, C_in/g*K)
+        part = matmul(gy[batch], cols.mT)  # (m, g, C_out/g, C_in/g*K)
         gw += part.sum(0) if part.shape[0] > 1 else part[0]
     return gw.view(weight_shape)
 
@@ -90,5 +90,5 @@ def weight_grad_taps(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) ->
         a = gy[(Ellipsis, *windows)].reshape(n, g, c_out // g, -1)  # (N, g, C_out/g, L_kappa)
         b = x[(Ellipsis, *positions)].reshape(n, g, c_in_g, -1)  # (N, g, C_in/g, L_kappa)
         if a.shape[-1]:
-            gw[..., i] = (a @ b.mT).sum(0)
+            gw[..., i] = matmul(a, b.mT).sum(0)
     return gw.view(weight_shape)

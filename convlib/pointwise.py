@@ -21,6 +21,7 @@ import math
 
 from torch import Tensor
 
+from .gemm import matmul
 from .shapes import Geometry
 
 __all__ = ["conv_pointwise", "conv_transpose_pointwise", "weight_grad_pointwise"]
@@ -35,7 +36,7 @@ def conv_pointwise(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     """``M X`` for every sample and group: ``(N, C_in, *n) -> (N, C_out, *n)``."""
     c_out, g = weight.shape[0], geometry.groups
     w = weight.reshape(g, c_out // g, -1)  # (g, C_out/g, C_in/g)
-    return (w @ _grouped(x, g)).view(x.shape[0], c_out, *x.shape[2:])
+    return matmul(w, _grouped(x, g)).view(x.shape[0], c_out, *x.shape[2:])
 
 
 def conv_transpose_pointwise(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
@@ -43,7 +44,7 @@ def conv_transpose_pointwise(y: Tensor, weight: Tensor, geometry: Geometry) -> T
     c_in, c_out_g = weight.shape[:2]
     g = geometry.groups
     w_t = weight.reshape(g, c_in // g, c_out_g).mT  # (g, C_out/g, C_in/g)
-    return (w_t @ _grouped(y, g)).view(y.shape[0], g * c_out_g, *y.shape[2:])
+    return matmul(w_t, _grouped(y, g)).view(y.shape[0], g * c_out_g, *y.shape[2:])
 
 
 def weight_grad_pointwise(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
@@ -52,5 +53,5 @@ def weight_grad_pointwise(x: Tensor, gy: Tensor, weight_shape, geometry: Geometr
     g = geometry.groups
     if x.shape[2:] != gy.shape[2:]:
         x = x[(Ellipsis, *(slice(0, o) for o in gy.shape[2:]))]
-    part = _grouped(gy, g) @ _grouped(x, g).mT  # (N, g, C_out/g, C_in/g)
+    part = matmul(_grouped(gy, g), _grouped(x, g).mT)  # (N, g, C_out/g, C_in/g)
     return part.sum(0).reshape(weight_shape)

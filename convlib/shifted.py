@@ -32,6 +32,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from . import gemm
 from .shapes import Geometry
 
 __all__ = ["as_convolution", "conv_shifted", "conv_transpose_shifted", "weight_grad_shifted"]
@@ -51,6 +52,9 @@ def _add_product_(out: Tensor, a: Tensor, b: Tensor, first: bool = False) -> Non
     than with a batch of such thin products)."""
     if a.shape[-1] == 1:
         torch.mul(a, b, out=out) if first else out.addcmul_(a, b)
+    elif a.dim() == 2 and gemm.uses_onednn(a, b):  # out is small here: the weight gradient's
+        product = gemm.matmul(a, b)
+        out.copy_(product) if first else out.add_(product)
     elif a.dim() == 2:
         torch.mm(a, b, out=out) if first else out.addmm_(a, b)
     else:

@@ -160,9 +160,10 @@ def _run(fn, x, w, b, kwargs, gy_seed, special):
 
 
 #: torch's other kernel for the same call: float32 runs on oneDNN (or its depthwise kernel),
-#: float64 and the half types on its reference kernels
+#: float64 on its reference kernels, and the half types on either, by the CPU (bfloat16 goes
+#: to oneDNN where the CPU has AVX-512 BF16), so their other kernel is float64's
 OTHER_DTYPE = {torch.float32: torch.float64, torch.float64: torch.float32,
-               torch.float16: torch.float32, torch.bfloat16: torch.float32,
+               torch.float16: torch.float64, torch.bfloat16: torch.float64,
                torch.complex64: torch.complex128, torch.complex128: torch.complex64}
 
 

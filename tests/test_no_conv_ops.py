@@ -34,7 +34,8 @@ class OpRecorder(TorchDispatchMode):
     def products(self) -> list[str]:
         """The matrix products seen."""
         return [op for op in self.ops if op.split("::")[-1].split(".")[0] in
-                ("mm", "bmm", "addmm", "baddbmm", "matmul", "addmm_", "baddbmm_")]
+                ("mm", "bmm", "addmm", "baddbmm", "matmul", "addmm_", "baddbmm_",
+                 "_linear_pointwise")]  # oneDNN's matrix product (convlib.gemm)
 
     def conv_ops(self) -> list[str]:
         """Every torch operator seen whose name says convolution (convlib's own excluded)."""

@@ -1,0 +1,181 @@
+"""convlib.gemm: the matrix products by oneDNN where that route applies, by torch.matmul
+elsewhere, with the same values either way (against a float64 reference), and the rule
+that decides which route a product takes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import convlib
+from convlib import gemm
+
+needs_onednn = pytest.mark.skipif(not gemm.onednn_available(),
+                                  reason="torch's oneDNN matrix product is not available here")
+
+
+class Ops(TorchDispatchMode):
+    """The names of the aten operators that run."""
+
+    def __init__(self):
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.name())
+        inside = convlib.ops.IMPLEMENTATIONS.get(func)
+        if inside is not None:  # look inside convlib's own operators, still recording
+            with self:
+                return inside(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+def _onednn_ran(fn) -> tuple[object, bool]:
+    with Ops() as ops:
+        result = fn()
+    return result, any("_linear_pointwise" in n for n in ops.names)
+
+
+def _close_to_float64(result, a, b):
+    expected = torch.matmul(a.double(), b.double())
+    assert result.dtype == torch.float32 and result.shape == expected.shape
+    torch.testing.assert_close(result.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def _layouts(m, k, n, gen):
+    """(a, b) pairs of one product in every layout convlib's forms make."""
+    a = torch.randn(m, k, generator=gen)
+    b = torch.randn(k, n, generator=gen)
+    yield "contiguous", a, b
+    yield "b transposed", a, torch.randn(n, k, generator=gen).mT
+    yield "a transposed", torch.randn(k, m, generator=gen).mT, b
+    yield "both transposed", torch.randn(k, m, generator=gen).mT, torch.randn(n, k, generator=gen).mT
+    padded = torch.randn(k, n + 5, generator=gen)[:, :n]  # b row-padded: a is the dense one
+    yield "b row-padded", a, padded
+    yield "a row-padded", torch.randn(m, k + 3, generator=gen)[:, :k], b
+
+
+@needs_onednn
+@pytest.mark.parametrize("m, k, n", [(64, 48, 40), (37, 16, 129), (300, 75, 3)])
+def test_matmul_by_onednn_is_the_product(m, k, n):
+    gen = torch.Generator().manual_seed(m * k * n)
+    for name, a, b in _layouts(m, k, n, gen):
+        result, ran = _onednn_ran(lambda: gemm.matmul(a, b))
+        assert ran == gemm.uses_onednn(a, b), name
+        assert ran, name  # big enough, and one operand dense in each layout: oneDNN takes it
+        _close_to_float64(result, a, b)
+
+
+@needs_onednn
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((3, 48, 32), (32, 50)),        # a batch against one matrix: folded into one product
+    ((3, 48, 32), (3, 32, 50)),     # a batch of pairs
+    ((2, 1, 48, 32), (3, 32, 50)),  # broadcast batch dimensions
+    ((48, 32), (4, 32, 50)),        # one left matrix against a batch
+])
+def test_batched_matmul_broadcasts_as_torch_does(a_shape, b_shape):
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(a_shape, generator=gen), torch.randn(b_shape, generator=gen)
+    result, ran = _onednn_ran(lambda: gemm.matmul(a, b))
+    assert ran
+    _close_to_float64(result, a, b)
+    b_t = torch.randn(*b_shape[:-2], b_shape[-1], b_shape[-2], generator=gen).mT  # b as a view
+    _close_to_float64(gemm.matmul(a, b_t), a, b_t)
+
+
+@needs_onednn
+def test_matmul_writes_into_out():
+    gen = torch.Generator().manual_seed(1)
+    for a, b in [(torch.randn(64, 32, generator=gen), torch.randn(32, 48, generator=gen)),
+                 (torch.randn(2, 64, 32, generator=gen), torch.randn(2, 32, 48, generator=gen))]:
+        out = torch.full((*a.shape[:-1], 48), float("nan"))
+        assert gemm.matmul(a, b, out=out) is out
+        _close_to_float64(out, a, b)
+    out = torch.empty(48, 64).mT  # a non-contiguous out is written in place too
+    a, b = torch.randn(64, 32, generator=gen), torch.randn(32, 48, generator=gen)
+    gemm.matmul(a, b, out=out)
+    _close_to_float64(out, a, b)
+
+
+def _big():
+    gen = torch.Generator().manual_seed(2)
+    return torch.randn(64, 64, generator=gen), torch.randn(64, 64, generator=gen)
+
+
+@needs_onednn
+def test_which_products_stay_with_torch_matmul():
+    a, b = _big()
+    assert gemm.uses_onednn(a, b)
+    assert not gemm.uses_onednn(a.double(), b.double())  # float32 only
+    assert not gemm.uses_onednn(a.half(), b.half())
+    assert not gemm.uses_onednn(a[:4, :4], b[:4, :4])  # too few multiply-adds
+    assert not gemm.uses_onednn(a[:, :gemm.MIN_REDUCTION - 1], b[:gemm.MIN_REDUCTION - 1])
+    assert gemm.uses_onednn(a[:, :gemm.MIN_REDUCTION], b[:gemm.MIN_REDUCTION])
+    assert not gemm.uses_onednn(a[:, 0], b)  # a vector
+    assert not gemm.uses_onednn(a.to_sparse(), b)  # not strided
+    assert not gemm.uses_onednn(torch.randn(64, 80)[:, ::2][:, :32].mT, torch.randn(64, 96)[:, ::3])
+    leaf = a.clone().requires_grad_()
+    assert not gemm.uses_onednn(leaf, b)  # autograd would have to see through it
+    with torch.no_grad():
+        assert gemm.uses_onednn(leaf, b)
+    with torch.backends.mkldnn.flags(enabled=False):  # the switch for torch's convolutions too
+        assert not gemm.uses_onednn(a, b)
+        result, ran = _onednn_ran(lambda: gemm.matmul(a, b))
+        assert not ran
+        _close_to_float64(result, a, b)
+
+
+def test_without_onednn_every_product_is_torch_matmul(monkeypatch):
+    """Where the capability check fails, the products are torch.matmul's, bit for bit."""
+    monkeypatch.setattr(gemm, "onednn_available", lambda: False)
+    a, b = _big()
+    for x, y in [(a, b), (a.expand(3, 64, 64), b), (a, b.mT)]:
+        assert not gemm.uses_onednn(x, y)
+        result, ran = _onednn_ran(lambda: gemm.matmul(x, y))
+        assert not ran and torch.equal(result, torch.matmul(x, y))
+
+
+def test_capability_check_is_the_operator_that_runs():
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    assert gemm.onednn_available() == (op is not None and torch.backends.mkldnn.is_available())
+
+
+@needs_onednn
+def test_fast_gemm_sends_stride_1_layers_to_im2col():
+    g1 = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1))
+    choose, k3 = convlib.backends.choose, dict(kernel_size=(3, 3))
+    assert choose(g1, **k3) == "shifted"
+    assert choose(g1, fast_gemm=True, **k3) == "im2col"
+    assert choose(g1, fast_gemm=True, product="weight_grad", **k3) == "im2col"
+    with convlib.backends.use("shifted"):  # forcing still wins
+        assert choose(g1, fast_gemm=True, **k3) == "shifted"
+    fast, c = convlib.backends._fast_gemm, convlib.backends.FAST_GEMM_MIN_CHANNELS
+    x = torch.randn(1, 2 * c, 5, 5)
+    assert fast(x, torch.randn(c, c, 3, 3), 1)
+    assert fast(x, torch.randn(2 * c, c, 3, 3), 2)
+    assert not fast(x, torch.randn(2 * c, c // 2, 3, 3), 4)  # too few channels per group
+    assert not fast(x, torch.randn(c - 1, c, 3, 3), 1)
+    assert not fast(x.double(), torch.randn(c, c, 3, 3).double(), 1)
+    gy = torch.randn(1, c, 5, 5)
+    assert fast(x, gy, 1, (c, 2 * c, 3, 3))  # the weight gradient: the weight's shape decides
+    assert not fast(x, gy, 2, (c, c, 3, 3))
+
+
+@needs_onednn
+def test_convolution_through_onednn_matches_float64():
+    """A layer big enough for the route: its values and gradients are the float64 ones,
+    to float32 rounding, whichever form the rule picks."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 32, 12, 12, generator=gen, requires_grad=True)
+    w = torch.randn(32, 32, 3, 3, generator=gen, requires_grad=True)
+    gy = torch.randn(2, 32, 12, 12, generator=gen)
+    (y, ran) = _onednn_ran(lambda: convlib.conv2d(x, w, padding=1))
+    assert ran
+    gx, gw = torch.autograd.grad(y, (x, w), gy)
+    x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    y64 = F.conv2d(x64, w64, padding=1)
+    gx64, gw64 = torch.autograd.grad(y64, (x64, w64), gy.double())
+    for ours, ref in [(y, y64), (gx, gx64), (gw, gw64)]:
+        torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-4)
