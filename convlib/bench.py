@@ -58,12 +58,16 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
                       and write at least once
                   algorithms {name: {"applies": bool, "ran": [convlib functions that ran],
                       "refused": the exception, where forcing it on the layer raised one}}
+                  gemm_at_shape {"m", "k", "n", "groups": one group's product of the im2col
+                      form (:func:`layer_product`), "routes": {route: FLOP/s},
+                      "best_flops_per_s"}: what a product of exactly that shape can do
                   forward, forward_backward: PASS
                   peak_memory_bytes {"forward", "forward_backward": {form: bytes}, "how"}
                   elapsed_s: the wall time the layer took, its peak memory included
 
     PASS          floor_s, floor_bound ("compute" or "memory"), compute_floor_s,
-                  memory_floor_s
+                  memory_floor_s, floor_at_shape_s (the floor with the rate of
+                  gemm_at_shape in place of the square product's)
                   forms {form: {"time_s": median, "times_s": [one per round], "gflops",
                          "inner": calls per measurement, "max_abs_error": against torch,
                          relative to the largest entry, "agrees": bool}}
@@ -96,6 +100,7 @@ import torch
 import torch.nn.functional as F
 
 import convlib
+import convlib.gemm
 from convlib.shapes import as_tuple
 
 __all__ = ["SCHEMA", "Layer", "ZOO", "time_call", "interleaved", "layer_flops", "layer_bytes",
@@ -488,11 +493,15 @@ def _time_layer(layer: Layer, device: torch.device, quick: bool, repeats: int, w
             t["agrees"] = errors[name] <= _TOLERANCE
         compute = flops[pass_name] / gemm_rate
         memory = record["bytes"][pass_name] / bandwidth
+        if pass_name == "forward":
+            record["gemm_at_shape"] = _gemm_at_shape(layer_product(layer, quick), device, repeats)
+        shape_rate = record["gemm_at_shape"]["best_flops_per_s"]
         ratios = {name: {base: _paired_ratio(timed[name]["times_s"], timed[base]["times_s"])
                          for base in baselines if base != name}
                   for name in timed}
         record[pass_name] = {"floor_s": max(compute, memory), "compute_floor_s": compute,
                              "memory_floor_s": memory,
+                             "floor_at_shape_s": max(flops[pass_name] / shape_rate, memory),
                              "floor_bound": "compute" if compute >= memory else "memory",
                              "forms": timed, "ratios": ratios, "ran": ran, "chosen": chosen}
     return record
@@ -638,6 +647,38 @@ def _gemm(device: torch.device, quick: bool, repeats: int) -> dict:
         t = time_call(fn, device, repeats=max(3, repeats // 2), warmup=2)
         rates[name] = flops[name] / t
     return {"n": n, "routes": rates, "best_flops_per_s": max(rates.values())}
+
+
+def layer_product(layer: Layer, quick: bool = False) -> dict:
+    """The matrix product of the layer's im2col form, forward: per group, ``m`` rows of
+    the weight, a reduction of ``k``, ``n`` columns (one per output position of the whole
+    batch; for a transposed convolution, one per input position, each multiplied by
+    ``M^T``)."""
+    (batch, c, *size), (w0, w1, *kernel) = layer.shapes(quick)
+    kw = layer.options(quick)
+    g, taps = kw.get("groups", 1), math.prod(kernel)
+    if layer.transposed:  # (C_out/g * K, C_in/g) @ (C_in/g, N * L_in)
+        return {"m": w1 * taps, "k": c // g, "n": batch * math.prod(size), "groups": g}
+    out = convlib.conv_output_size(tuple(size), tuple(kernel), kw.get("stride", 1),
+                                   kw.get("padding", 0), kw.get("dilation", 1))
+    return {"m": w0 // g, "k": c // g * taps, "n": batch * math.prod(out), "groups": g}
+
+
+def _gemm_at_shape(shape: dict, device: torch.device, repeats: int) -> dict:
+    """FLOP/s of one group's product of :func:`layer_product`, by every route, both
+    ways round (``Y = M C`` and ``Y^T = C^T M^T``): what a matrix product of exactly this
+    shape can do on the machine, as against the large square one of :func:`_gemm`."""
+    m, k, n = shape["m"], shape["k"], shape["n"]
+    a = torch.randn(m, k, generator=_gen(14)).to(device)
+    b = torch.randn(k, n, generator=_gen(15)).to(device)
+    bt = b.T.contiguous()  # the columns laid out one position per row
+    routes = {"torch.mm": lambda: torch.mm(a, b), "torch.mm (transposed)": lambda: torch.mm(bt, a.T)}
+    if device.type == "cpu" and convlib.gemm.onednn_available():
+        routes["oneDNN linear"] = lambda: convlib.gemm._linear(a, bt)
+        routes["oneDNN linear (transposed)"] = lambda: convlib.gemm._linear(bt, a)
+    rates = {name: 2 * m * k * n / time_call(fn, device, repeats=max(3, repeats // 2), warmup=2)
+             for name, fn in routes.items()}
+    return {**shape, "routes": rates, "best_flops_per_s": max(rates.values())}
 
 
 def _memory_bandwidth(device: torch.device, quick: bool) -> float:
@@ -878,6 +919,15 @@ def _gemm_fraction(rec: dict, pass_name: str, gemm: float) -> dict:
     return {name: f["gflops"] * 1e9 / gemm for name, f in p["forms"].items() if name.startswith("convlib")}
 
 
+def _shape_fraction(rec: dict) -> Optional[float]:
+    """convlib's forward GFLOP/s over the rate of a product of its layer's own shape, on a
+    compute-bound forward pass (None elsewhere, or in a record without that rate)."""
+    shape = rec.get("gemm_at_shape")
+    if shape is None or rec["forward"]["floor_bound"] != "compute":
+        return None
+    return rec["forward"]["forms"]["convlib"]["gflops"] * 1e9 / shape["best_flops_per_s"]
+
+
 def summary(report: dict) -> str:
     """The readable summary: the machine, then one line per layer with convlib's ratios
     against torch, torch without its vendor kernels and the floor (forward, forward +
@@ -893,10 +943,12 @@ def summary(report: dict) -> str:
         gemm = entry["gemm"]["best_flops_per_s"]
         lines.append(machine_line(report, dev))
         lines.append("convlib's own choice: its time / each baseline's (below 1: convlib is faster); "
-                     "GEMM %: its GFLOP/s / the GEMM rate (compute-bound layers); "
+                     "GEMM %: its GFLOP/s / the GEMM rate (compute-bound layers), and / the "
+                     "rate of one product of the layer's own im2col shape; "
                      "memory: its peak / torch's (forward + backward)")
         head = f"{'/torch':>7} {'/' + short:>10} {'/floor':>7}"
         lines.append(f"{'layer':18} {'forward':^26} {'forward + backward':^26} {'GEMM %':>7} "
+                     f"{'shape %':>7} "
                      f"{'memory':>7}  fastest convlib form (fwd+bwd)")
         lines.append(f"{'':18} {head} {head}")
         for rec in layers:
@@ -908,6 +960,8 @@ def summary(report: dict) -> str:
                              f"{p['forms']['convlib']['time_s'] / p['floor_s']:7.2f}")
             frac = _gemm_fraction(rec, "forward", gemm)
             gemm_cell = f"{100 * frac['convlib']:6.0f}%" if frac else f"{'-':>7}"
+            at_shape = _shape_fraction(rec)
+            gemm_cell += f" {100 * at_shape:6.0f}%" if at_shape is not None else f" {'-':>7}"
             mem = rec.get("peak_memory_bytes")
             mem_cell = (f"{mem['forward_backward']['convlib'] / mem['forward_backward']['torch']:7.2f}"
                         if mem else f"{'-':>7}")

@@ -104,6 +104,21 @@ def test_a_transposed_layer_costs_what_its_convolution_costs(layer):
                                     kw.get("padding", 0)) == tuple(size)
 
 
+@pytest.mark.parametrize("layer", bench.ZOO, ids=lambda lay: lay.name)
+def test_the_layer_product_makes_every_multiply_add_once(layer):
+    """The im2col product's shape, per group: g products of m x k x n make the layer's
+    multiply-adds; for a convolution it is the shape of M and of convlib's columns."""
+    shape = bench.layer_product(layer, quick=True)
+    assert 2 * shape["groups"] * shape["m"] * shape["k"] * shape["n"] == bench.layer_flops(layer, True)["forward"]
+    if not layer.transposed:
+        (n, c, *size), (c_out, c_g, *k) = layer.shapes(True)
+        kw = layer.options(True)
+        cols = convlib.im2col(torch.zeros(n, c, *size), k, kw.get("dilation", 1), kw.get("padding", 0),
+                              kw.get("stride", 1))  # (N, C * K, L)
+        g = shape["groups"]
+        assert (shape["m"], shape["k"], shape["n"]) == (c_out // g, cols.shape[1] // g, n * cols.shape[2])
+
+
 def test_bytes_are_what_each_pass_reads_and_writes_once():
     layer = next(lay for lay in bench.ZOO if lay.name == "resnet_3x3")
     x, w, g, out = bench._tensors(layer, CPU, quick=True)
@@ -185,6 +200,9 @@ def test_every_layer_pass_reports_every_form(quick_report):
             compute = rec["flops"][pass_name] / cpu["gemm"]["best_flops_per_s"]
             memory = rec["bytes"][pass_name] / cpu["bandwidth_bytes_per_s"]
             assert p["floor_s"] == max(compute, memory)
+            shape_rate = rec["gemm_at_shape"]["best_flops_per_s"]
+            assert shape_rate == max(rec["gemm_at_shape"]["routes"].values()) > 0
+            assert p["floor_at_shape_s"] == max(rec["flops"][pass_name] / shape_rate, memory)
             assert p["floor_bound"] == ("compute" if compute >= memory else "memory")
 
 
