@@ -63,7 +63,8 @@ import torch
 from torch import Tensor
 
 from . import gemm, pointwise, winograd
-from .columns import conv_columns, conv_transpose_columns, weight_grad_columns, weight_grad_taps
+from .columns import (conv_columns, conv_columns_last, conv_transpose_columns, samples_per_chunk,
+                      weight_grad_columns, weight_grad_taps)
 from .shapes import Geometry
 from .polyphase import conv_polyphase, weight_grad_polyphase
 from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
@@ -196,6 +197,16 @@ def _fast_gemm(a: Tensor, b: Tensor, groups: int, weight_shape=None) -> bool:
     return min(shape[0] // groups, shape[1]) >= FAST_GEMM_MIN_CHANNELS and gemm.route_is_onednn(a, b)
 
 
+def _several_per_chunk(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
+    """Whether a chunk of im2col's columns holds more than one sample: then
+    :func:`~convlib.columns.conv_columns_last` makes one product where
+    :func:`~convlib.columns.conv_columns` makes one per sample (measured on the zoo:
+    faster there, slower or no faster where a chunk holds one sample and its result must be
+    transposed back)."""
+    per_sample = weight[0].numel() * math.prod(geometry.output_size(x.shape[2:], weight.shape[2:]))
+    return samples_per_chunk(x, per_sample) > 1
+
+
 def finite(t: Tensor) -> bool:
     """Whether every entry of ``t`` is finite, in one pass where it is: a NaN or an infinity
     makes the sum NaN or infinite, so a finite sum settles it, and only a sum that is not
@@ -233,9 +244,9 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
     x, weight, bias = _opmath(x.resolve_conj(), weight.resolve_conj(), bias)
     k, size = weight.shape[2:], x.shape[2:]
     padded = geometry.padded_size(size)
+    fast_gemm, last = _fast_gemm(x, weight, geometry.groups), memory_format != torch.contiguous_format
     how = choose(geometry, _all_finite(x, weight), kernel_size=k, dtype=x.dtype,
-                 kept=kept_fraction(padded, geometry.output_size(size, k)),
-                 fast_gemm=_fast_gemm(x, weight, geometry.groups))
+                 kept=kept_fraction(padded, geometry.output_size(size, k)), fast_gemm=fast_gemm)
     if how == "pointwise":
         y = pointwise.conv_pointwise(x, weight, geometry)
     elif how == "winograd":
@@ -244,6 +255,8 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
         y = conv_polyphase(x, weight, geometry)
     elif how == "shifted":
         y = conv_shifted(x, weight, geometry)
+    elif fast_gemm and geometry.groups == 1 and (last or _several_per_chunk(x, weight, geometry)):
+        y = conv_columns_last(x, weight, geometry, last)  # im2col, its columns one window per row
     else:
         y = conv_columns(x, weight, geometry)
     return _finished(_add_bias_(y, bias), dtype, memory_format)

@@ -4,6 +4,8 @@ that decides which route a product takes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -179,3 +181,50 @@ def test_convolution_through_onednn_matches_float64():
     gx64, gw64 = torch.autograd.grad(y64, (x64, w64), gy.double())
     for ours, ref in [(y, y64), (gx, gx64), (gw, gw64)]:
         torch.testing.assert_close(ours.double(), ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("d, stride, padding, dilation", [
+    (1, 1, ((2, 2),), 3), (1, 2, ((0, 1),), 1),
+    (2, 1, ((1, 1), (1, 1)), 1), (2, (2, 1), ((1, 0), (2, 2)), (1, 2)), (2, 1, ((0, 0), (0, 0)), 1),
+    (3, 1, ((1, 1),) * 3, 1), (3, 2, ((0, 1), (1, 0), (1, 1)), (2, 1, 1)),
+])
+@pytest.mark.parametrize("last", [False, True])
+def test_columns_one_window_per_row_are_the_convolution(d, stride, padding, dilation, last, monkeypatch):
+    """conv_columns_last against torch, in float64 (any route), with chunks of two samples
+    and a short last one, returning either layout."""
+    gen = torch.Generator().manual_seed(d)
+    n, c_in, c_out, size, k = 5, 3, 4, (9, 8, 7)[:d], (3, 2, 3)[:d]
+    x = torch.randn(n, c_in, *size, generator=gen, dtype=torch.float64)
+    w = torch.randn(c_out, c_in, *k, generator=gen, dtype=torch.float64)
+    as_tuple = (lambda v: (v,) * d if isinstance(v, int) else v)
+    geometry = convlib.Geometry(as_tuple(stride), padding, as_tuple(dilation))
+    out = geometry.output_size(size, k)
+    monkeypatch.setattr(convlib.columns, "CHUNK_BYTES", 2 * c_in * math.prod(k) * math.prod(out) * 8)
+    assert convlib.columns.samples_per_chunk(x, c_in * math.prod(k) * math.prod(out)) == 2
+    y = convlib.columns.conv_columns_last(x, w, geometry, last)
+    padded = F.pad(x, [p for pair in reversed(padding) for p in pair])
+    expected = getattr(F, f"conv{d}d")(padded, w, None, as_tuple(stride), 0, as_tuple(dilation))
+    torch.testing.assert_close(y, expected, rtol=1e-12, atol=1e-12)
+    channels_last = y.permute(0, *range(2, 2 + d), 1).is_contiguous()
+    assert channels_last == last and (last or y.is_contiguous())
+
+
+@needs_onednn
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_oneDNN_layers_keep_torchs_layout_and_values(memory_format):
+    """A layer whose im2col product goes to oneDNN with one window per row: torch's
+    values, gradients and output layout, for either input layout."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 32, 10, 10, generator=gen).contiguous(memory_format=memory_format)
+    w = torch.randn(24, 32, 3, 3, generator=gen)
+    b = torch.randn(24, generator=gen)
+    assert convlib.backends._several_per_chunk(x, w, convlib.Geometry((1, 1), ((1, 1),) * 2, (1, 1)))
+    calls = []
+    original = convlib.backends.conv_columns_last
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(convlib.backends, "conv_columns_last", lambda *a: calls.append(1) or original(*a))
+        ours = convlib.conv2d(x, w, b, 1, 1)
+    assert calls  # the path under test ran
+    theirs = F.conv2d(x, w, b, 1, 1)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-4)
+    assert ours.stride() == theirs.stride()
