@@ -67,7 +67,7 @@ from .columns import (conv_columns, conv_columns_last, conv_transpose_columns, s
                       weight_grad_columns, weight_grad_taps)
 from .shapes import Geometry
 from .polyphase import conv_polyphase, weight_grad_polyphase
-from .shifted import conv_shifted, conv_transpose_shifted, weight_grad_shifted
+from .shifted import as_convolution, conv_shifted, conv_transpose_shifted, weight_grad_shifted
 from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
@@ -197,6 +197,16 @@ def _fast_gemm(a: Tensor, b: Tensor, groups: int, weight_shape=None) -> bool:
     return min(shape[0] // groups, shape[1]) >= FAST_GEMM_MIN_CHANNELS and gemm.route_is_onednn(a, b)
 
 
+def _columns(x: Tensor, weight: Tensor, geometry: Geometry, fast_gemm: bool, last: bool) -> Tensor:
+    """The im2col product ``W x``: with the columns one window per row
+    (:func:`~convlib.columns.conv_columns_last`) where its products go to oneDNN and a
+    chunk holds several samples or the result is wanted channels-last, else
+    :func:`~convlib.columns.conv_columns`."""
+    if fast_gemm and geometry.groups == 1 and (last or _several_per_chunk(x, weight, geometry)):
+        return conv_columns_last(x, weight, geometry, last)
+    return conv_columns(x, weight, geometry)
+
+
 def _several_per_chunk(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
     """Whether a chunk of im2col's columns holds more than one sample: then
     :func:`~convlib.columns.conv_columns_last` makes one product where
@@ -255,10 +265,8 @@ def conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: Geometry,
         y = conv_polyphase(x, weight, geometry)
     elif how == "shifted":
         y = conv_shifted(x, weight, geometry)
-    elif fast_gemm and geometry.groups == 1 and (last or _several_per_chunk(x, weight, geometry)):
-        y = conv_columns_last(x, weight, geometry, last)  # im2col, its columns one window per row
     else:
-        y = conv_columns(x, weight, geometry)
+        y = _columns(x, weight, geometry, fast_gemm, last)
     return _finished(_add_bias_(y, bias), dtype, memory_format)
 
 
@@ -272,9 +280,10 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
     k, grid = weight.shape[2:], y.shape[2:]
     out = geometry.transpose_output_size(grid, k)  # a stride-1 convolution's, padded by k - 1
     padded = [o + dl * (kk - 1) for o, dl, kk in zip(out, geometry.dilation, k)]
-    how = choose(geometry, _all_finite(y, weight),
-                 kernel_size=k, product="transpose", dtype=y.dtype, kept=kept_fraction(padded, out),
-                 fast_gemm=_fast_gemm(y, weight, geometry.groups))
+    finite = _all_finite(y, weight)
+    fast_gemm, last = _fast_gemm(y, weight, geometry.groups), memory_format != torch.contiguous_format
+    how = choose(geometry, finite, kernel_size=k, product="transpose", dtype=y.dtype,
+                 kept=kept_fraction(padded, out), fast_gemm=fast_gemm)
     if how == "pointwise":
         z = pointwise.conv_transpose_pointwise(y, weight, geometry)
     elif how == "subpixel":
@@ -283,6 +292,10 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
         z = winograd.conv_transpose_winograd(y, weight, geometry, WINOGRAD_TILES[geometry.d])
     elif how == "shifted":
         z = conv_transpose_shifted(y, weight, geometry)
+    elif fast_gemm and all(s == 1 for s in geometry.stride) and finite():
+        # stride 1: W^T is the kernel matrix of a convolution (as_convolution), whose im2col
+        # product is faster than col2im's scatter-add; it multiplies padding zeros by the weights
+        z = _columns(*as_convolution(y, weight, geometry), fast_gemm, last)
     else:
         z = conv_transpose_columns(y, weight, geometry)
     return _finished(_add_bias_(z, bias), dtype, memory_format)

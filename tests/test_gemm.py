@@ -228,3 +228,43 @@ def test_oneDNN_layers_keep_torchs_layout_and_values(memory_format):
     theirs = F.conv2d(x, w, b, 1, 1)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-4)
     assert ours.stride() == theirs.stride()
+
+
+def _counting(monkeypatch, name):
+    calls, original = [], getattr(convlib.backends, name)
+    monkeypatch.setattr(convlib.backends, name, lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@needs_onednn
+@pytest.mark.parametrize("padding, dilation", [(1, 1), (0, 2), ((2, 0), 1), (3, (1, 2))])
+def test_stride_1_transpose_is_computed_as_a_convolution(padding, dilation, monkeypatch):
+    """With oneDNN's products, a stride-1 transposed convolution (the input gradient of a
+    stride-1 layer) is the convolution of as_convolution by im2col: torch's values, against
+    float64."""
+    gen = torch.Generator().manual_seed(5)
+    y = torch.randn(3, 32, 9, 8, generator=gen)
+    w = torch.randn(32, 24, 3, 3, generator=gen)
+    b = torch.randn(24, generator=gen)
+    calls = _counting(monkeypatch, "as_convolution")
+    ours = convlib.conv_transpose2d(y, w, b, 1, padding, 0, 1, dilation)
+    assert calls
+    theirs = F.conv_transpose2d(y.double(), w.double(), b.double(), 1, padding, 0, 1, dilation)
+    torch.testing.assert_close(ours.double(), theirs, rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
+def test_stride_1_transpose_with_an_infinite_weight_keeps_torchs_nans(monkeypatch):
+    """The convolution multiplies padding zeros by the weights (0 * inf = nan), which the
+    transpose does not: with a weight that is not finite, col2im computes it, as torch."""
+    gen = torch.Generator().manual_seed(6)
+    y = torch.randn(2, 32, 7, 7, generator=gen)
+    w = torch.randn(32, 24, 3, 3, generator=gen)
+    w[3, 5, 0, 2] = float("inf")
+    calls = _counting(monkeypatch, "as_convolution")
+    ours = convlib.conv_transpose2d(y, w, None, 1, 1)
+    assert not calls
+    theirs = F.conv_transpose2d(y, w, None, 1, 1)
+    assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(), theirs.isinf())
+    finite = theirs.isfinite()
+    torch.testing.assert_close(ours[finite], theirs[finite], rtol=1e-4, atol=1e-4)
