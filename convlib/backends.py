@@ -62,7 +62,7 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor
 
-from . import gemm, pointwise, winograd
+from . import columns, gemm, pointwise, winograd
 from .columns import (conv_columns, conv_columns_last, conv_transpose_columns, samples_per_chunk,
                       weight_grad_columns, weight_grad_taps)
 from .shapes import Geometry
@@ -199,22 +199,23 @@ def _fast_gemm(a: Tensor, b: Tensor, groups: int, weight_shape=None) -> bool:
 
 def _columns(x: Tensor, weight: Tensor, geometry: Geometry, fast_gemm: bool, last: bool) -> Tensor:
     """The im2col product ``W x``: with the columns one window per row
-    (:func:`~convlib.columns.conv_columns_last`) where its products go to oneDNN and a
-    chunk holds several samples or the result is wanted channels-last, else
-    :func:`~convlib.columns.conv_columns`."""
-    if fast_gemm and geometry.groups == 1 and (last or _several_per_chunk(x, weight, geometry)):
+    (:func:`~convlib.columns.conv_columns_last`) where its products go to oneDNN, unless
+    the result is wanted in the usual layout and a chunk of columns holds exactly one
+    sample; else :func:`~convlib.columns.conv_columns`. Measured on the zoo: one window per
+    row is faster where a chunk holds several samples (one product for all of them) and
+    as fast where one sample's columns are larger than a chunk (which it splits, so their
+    memory stays bounded); where a chunk is exactly one sample, transposing its result back
+    costs more than the product gains (a TCN's conv1d: 6.1 ms against 3.8 ms)."""
+    if fast_gemm and geometry.groups == 1 and (last or _not_one_sample_per_chunk(x, weight, geometry)):
         return conv_columns_last(x, weight, geometry, last)
     return conv_columns(x, weight, geometry)
 
 
-def _several_per_chunk(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
-    """Whether a chunk of im2col's columns holds more than one sample: then
-    :func:`~convlib.columns.conv_columns_last` makes one product where
-    :func:`~convlib.columns.conv_columns` makes one per sample (measured on the zoo:
-    faster there, slower or no faster where a chunk holds one sample and its result must be
-    transposed back)."""
+def _not_one_sample_per_chunk(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
+    """Whether a chunk of im2col's columns (:data:`~convlib.selection.CHUNK_BYTES`) holds
+    several samples, or less than one."""
     per_sample = weight[0].numel() * math.prod(geometry.output_size(x.shape[2:], weight.shape[2:]))
-    return samples_per_chunk(x, per_sample) > 1
+    return samples_per_chunk(x, per_sample) > 1 or per_sample * x.element_size() > columns.CHUNK_BYTES
 
 
 def finite(t: Tensor) -> bool:

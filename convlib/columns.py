@@ -47,28 +47,30 @@ def conv_columns_last(x: Tensor, weight: Tensor, geometry: Geometry, last: bool 
     (N, C_in, *n) -> (N, C_out, *out).
 
     The same columns, laid out one window per row (the kernel offsets, then the channels,
-    along it), copied from a channels-last, zero-padded copy of a few samples at a time. Its
-    product has the weight in the place of the right operand and every output position of
-    the chunk as a row: the layout in which oneDNN's matrix product is fastest
-    (:mod:`convlib.gemm`; measured on ResNet-34's 3x3 layer, 256 channels at 14x14: forward
-    6.0 ms against 8.2 ms with :func:`conv_columns`, where a chunk holds two samples). Each
-    chunk's rows are then copied into the usual layout, a transposition that costs as much
-    as the faster product gains when a chunk holds one sample; with ``last`` the result
-    stays channels-last (a view of its rows) and nothing is copied.
+    along it), copied from a channels-last, zero-padded copy of the input, a chunk of
+    :data:`~convlib.selection.CHUNK_BYTES` at a time: a few samples, or, where one sample's
+    columns are larger, a few positions of the first output axis of one sample. Its product
+    has the weight in the place of the right operand and every output position of the chunk
+    as a row: the layout in which oneDNN's matrix product is fastest (:mod:`convlib.gemm`;
+    measured on ResNet-34's 3x3 layer, 256 channels at 14x14: forward 6.0 ms against 8.2 ms
+    with :func:`conv_columns`, where a chunk holds two samples). Each chunk's rows are then
+    copied into the usual layout; with ``last`` the result stays channels-last (a view of
+    its rows) and nothing is copied.
     """
     n, c, *size = x.shape
     c_out, _, *k = weight.shape
     d = len(k)
     out = geometry.output_size(size, k)
-    L, K = math.prod(out), c * math.prod(k)
+    K, rest = c * math.prod(k), math.prod(out[1:])  # rest: positions per step of the first axis
     channels_last = (0, *range(2, 2 + d), 1)  # (N, C, *n) -> (N, *n, C)
     w = weight.permute(channels_last).reshape(c_out, K)  # (C_out, *k, C_in), one row per output channel
-    m = samples_per_chunk(x, L * K)
+    m = samples_per_chunk(x, math.prod(out) * K)
+    step = out[0] if m > 1 else max(1, min(out[0], CHUNK_BYTES // max(1, rest * K * x.element_size())))
     padded = x.new_zeros(m, *geometry.padded_size(size), c)  # reused: its border is zeroed once
     interior = (slice(None), *geometry.interior(size))
-    cols = x.new_empty(m, *out, *k, c)  # (m, *out, *k, C)
+    cols = x.new_empty(m, step, *out[1:], *k, c)  # (m, step, *out[1:], *k, C)
     y = x.new_empty(n, *out, c_out) if last else x.new_empty(n, c_out, *out)
-    rows = None if last else x.new_empty(m, L, c_out)
+    rows = None if last else x.new_empty(m * step * rest, c_out)
     for i in range(0, n, m):
         r = min(m, n - i)
         padded[:r][interior] = x[i:i + r].permute(channels_last)
@@ -76,13 +78,17 @@ def conv_columns_last(x: Tensor, weight: Tensor, geometry: Geometry, last: bool 
         for j in range(d):  # (r, *out[:j], *padded[j:], C, *span[:j]): one more axis cut
             view = view.unfold(1 + j, geometry.dilation[j] * (k[j] - 1) + 1, geometry.stride[j])
         view = view[(Ellipsis, *(slice(None, None, dl) for dl in geometry.dilation))]  # (r, *out, C, *k)
-        cols[:r].copy_(view.permute(0, *range(1, 1 + d), *range(2 + d, 2 + 2 * d), 1 + d))  # the im2col copy
-        a = cols[:r].view(r * L, K)
-        if last:
-            matmul(a, w.mT, out=y[i:i + r].view(r * L, c_out))
-        else:
-            product = matmul(a, w.mT, out=rows[:r].view(r * L, c_out))  # (r*L, C_out)
-            y[i:i + r].view(r, c_out, L).copy_(product.view(r, L, c_out).mT)
+        view = view.permute(0, *range(1, 1 + d), *range(2 + d, 2 + 2 * d), 1 + d)  # (r, *out, *k, C)
+        for o in range(0, out[0], step):
+            t = min(step, out[0] - o)
+            chunk = cols[:r, :t]
+            chunk.copy_(view[:, o:o + t])  # the im2col copy
+            a = chunk.view(r * t * rest, K)
+            if last:  # y[i:i+r, o:o+t] is contiguous: whole samples, or part of one
+                matmul(a, w.mT, out=y[i:i + r, o:o + t].view(r * t * rest, c_out))
+            else:
+                product = matmul(a, w.mT, out=rows[:r * t * rest])  # (r*t*rest, C_out)
+                y[i:i + r, :, o:o + t].copy_(product.view(r, t, *out[1:], c_out).movedim(-1, 1))
     return y.permute(0, 1 + d, *range(1, 1 + d)) if last else y
 
 

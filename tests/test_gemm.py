@@ -189,9 +189,12 @@ def test_convolution_through_onednn_matches_float64():
     (3, 1, ((1, 1),) * 3, 1), (3, 2, ((0, 1), (1, 0), (1, 1)), (2, 1, 1)),
 ])
 @pytest.mark.parametrize("last", [False, True])
-def test_columns_one_window_per_row_are_the_convolution(d, stride, padding, dilation, last, monkeypatch):
+@pytest.mark.parametrize("chunk", ["two samples", "two steps of the first axis"])
+def test_columns_one_window_per_row_are_the_convolution(d, stride, padding, dilation, last, chunk,
+                                                        monkeypatch):
     """conv_columns_last against torch, in float64 (any route), with chunks of two samples
-    and a short last one, returning either layout."""
+    and a short last one, or of two or three positions of the first output axis of one
+    sample (and a short last one), returning either layout."""
     gen = torch.Generator().manual_seed(d)
     n, c_in, c_out, size, k = 5, 3, 4, (9, 8, 7)[:d], (3, 2, 3)[:d]
     x = torch.randn(n, c_in, *size, generator=gen, dtype=torch.float64)
@@ -199,8 +202,11 @@ def test_columns_one_window_per_row_are_the_convolution(d, stride, padding, dila
     as_tuple = (lambda v: (v,) * d if isinstance(v, int) else v)
     geometry = convlib.Geometry(as_tuple(stride), padding, as_tuple(dilation))
     out = geometry.output_size(size, k)
-    monkeypatch.setattr(convlib.columns, "CHUNK_BYTES", 2 * c_in * math.prod(k) * math.prod(out) * 8)
-    assert convlib.columns.samples_per_chunk(x, c_in * math.prod(k) * math.prod(out)) == 2
+    per_step = c_in * math.prod(k) * math.prod(out[1:])  # the columns of one step of the first axis
+    steps = 2 * out[0] if chunk == "two samples" else (2 if out[0] % 2 else 3)
+    assert chunk == "two samples" or steps < out[0]  # and a short last chunk
+    monkeypatch.setattr(convlib.columns, "CHUNK_BYTES", steps * per_step * 8)
+    assert convlib.columns.samples_per_chunk(x, per_step * out[0]) == (2 if chunk == "two samples" else 1)
     y = convlib.columns.conv_columns_last(x, w, geometry, last)
     padded = F.pad(x, [p for pair in reversed(padding) for p in pair])
     expected = getattr(F, f"conv{d}d")(padded, w, None, as_tuple(stride), 0, as_tuple(dilation))
@@ -218,7 +224,7 @@ def test_oneDNN_layers_keep_torchs_layout_and_values(memory_format):
     x = torch.randn(4, 32, 10, 10, generator=gen).contiguous(memory_format=memory_format)
     w = torch.randn(24, 32, 3, 3, generator=gen)
     b = torch.randn(24, generator=gen)
-    assert convlib.backends._several_per_chunk(x, w, convlib.Geometry((1, 1), ((1, 1),) * 2, (1, 1)))
+    assert convlib.backends._not_one_sample_per_chunk(x, w, convlib.Geometry((1, 1), ((1, 1),) * 2, (1, 1)))
     calls = []
     original = convlib.backends.conv_columns_last
     with pytest.MonkeyPatch.context() as mp:
@@ -268,3 +274,13 @@ def test_stride_1_transpose_with_an_infinite_weight_keeps_torchs_nans(monkeypatc
     assert torch.equal(ours.isnan(), theirs.isnan()) and torch.equal(ours.isinf(), theirs.isinf())
     finite = theirs.isfinite()
     torch.testing.assert_close(ours[finite], theirs[finite], rtol=1e-4, atol=1e-4)
+
+
+def test_one_window_per_row_unless_a_chunk_is_exactly_one_sample(monkeypatch):
+    x, w = torch.randn(4, 32, 10, 10), torch.randn(24, 32, 3, 3)
+    geometry = convlib.Geometry((1, 1), ((1, 1),) * 2, (1, 1))
+    sample = 32 * 9 * 100 * 4  # one sample's columns, in bytes
+    rule = convlib.backends._not_one_sample_per_chunk
+    for chunk, expected in [(2 * sample, True), (sample, False), (2 * sample - 1, False), (sample - 1, True)]:
+        monkeypatch.setattr(convlib.columns, "CHUNK_BYTES", chunk)
+        assert rule(x, w, geometry) == expected, chunk
