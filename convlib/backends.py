@@ -64,7 +64,7 @@ from torch import Tensor
 
 from . import columns, gemm, pointwise, winograd
 from .columns import (conv_columns, conv_columns_last, conv_transpose_columns, samples_per_chunk,
-                      weight_grad_columns, weight_grad_taps)
+                      weight_grad_columns, weight_grad_columns_last, weight_grad_taps)
 from .shapes import Geometry
 from .polyphase import conv_polyphase, weight_grad_polyphase
 from .shifted import as_convolution, conv_shifted, conv_transpose_shifted, weight_grad_shifted
@@ -321,12 +321,16 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry,
     # The shifted form multiplies the input by the zeros where rows of G run on.
     elif (how := choose(geometry, _all_finite(x), kernel_size=weight_shape[2:],
                         product="weight_grad", dtype=x.dtype,  # no run-on cost: no kept
-                        fast_gemm=_fast_gemm(x, gy, geometry.groups, weight_shape))) == "pointwise":
+                        fast_gemm=(fast_gemm := _fast_gemm(x, gy, geometry.groups, weight_shape)))) == "pointwise":
         gw = pointwise.weight_grad_pointwise(x, gy, weight_shape, geometry)
     elif how == "shifted":
         gw = weight_grad_shifted(x, gy, weight_shape, geometry)
     elif how == "polyphase":
         gw = weight_grad_polyphase(x, gy, weight_shape, geometry)
+    elif fast_gemm and geometry.groups == 1:
+        # its columns never exceed a chunk (measured: 0.73-0.94x the time of
+        # weight_grad_columns on ResNet's layers, 1.05-1.23x on a dilated, a 1-d, a 3-d one)
+        gw = weight_grad_columns_last(x, gy, weight_shape, geometry)
     else:
         gw = weight_grad_columns(x, gy, weight_shape, geometry)
     return _finished(gw, dtype, memory_format)

@@ -22,7 +22,7 @@ from .gemm import matmul
 from .selection import CHUNK_BYTES, add_windows_, column_chunks, tap_slices
 from .shapes import Geometry
 
-__all__ = ["conv_columns", "conv_columns_last", "samples_per_chunk", "conv_transpose_columns", "weight_grad_columns", "weight_grad_taps"]
+__all__ = ["conv_columns", "conv_columns_last", "row_chunks", "samples_per_chunk", "weight_grad_columns_last", "conv_transpose_columns", "weight_grad_columns", "weight_grad_taps"]
 
 
 def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
@@ -42,35 +42,24 @@ def samples_per_chunk(x: Tensor, per_sample: int) -> int:
     return max(1, min(x.shape[0], CHUNK_BYTES // max(1, per_sample * x.element_size())))
 
 
-def conv_columns_last(x: Tensor, weight: Tensor, geometry: Geometry, last: bool = False) -> Tensor:
-    """``(S x)^T M^T``, the product of :func:`conv_columns` transposed, for one group:
-    (N, C_in, *n) -> (N, C_out, *out).
-
-    The same columns, laid out one window per row (the kernel offsets, then the channels,
-    along it), copied from a channels-last, zero-padded copy of the input, a chunk of
+def row_chunks(x: Tensor, k, geometry: Geometry, out=None):
+    """Yield ``(samples, positions, rows)``: the columns :math:`(S x)^T` of one group, one
+    window per row (its kernel offsets, then its channels, along the row), a chunk of
     :data:`~convlib.selection.CHUNK_BYTES` at a time: a few samples, or, where one sample's
-    columns are larger, a few positions of the first output axis of one sample. Its product
-    has the weight in the place of the right operand and every output position of the chunk
-    as a row: the layout in which oneDNN's matrix product is fastest (:mod:`convlib.gemm`;
-    measured on ResNet-34's 3x3 layer, 256 channels at 14x14: forward 6.0 ms against 8.2 ms
-    with :func:`conv_columns`, where a chunk holds two samples). Each chunk's rows are then
-    copied into the usual layout; with ``last`` the result stays channels-last (a view of
-    its rows) and nothing is copied.
-    """
+    windows are more, a few positions ``positions`` (a slice) of the first output axis of
+    one. ``rows`` is ``(samples x positions x the other output axes, C * prod(k))``, in a
+    reused buffer, copied from a channels-last, zero-padded copy of the samples. ``out``
+    keeps only the first windows in each dimension."""
     n, c, *size = x.shape
-    c_out, _, *k = weight.shape
     d = len(k)
-    out = geometry.output_size(size, k)
-    K, rest = c * math.prod(k), math.prod(out[1:])  # rest: positions per step of the first axis
+    out = list(out or geometry.output_size(size, k))
+    K, rest = c * math.prod(k), math.prod(out[1:])  # rest: windows per step of the first axis
     channels_last = (0, *range(2, 2 + d), 1)  # (N, C, *n) -> (N, *n, C)
-    w = weight.permute(channels_last).reshape(c_out, K)  # (C_out, *k, C_in), one row per output channel
     m = samples_per_chunk(x, math.prod(out) * K)
     step = out[0] if m > 1 else max(1, min(out[0], CHUNK_BYTES // max(1, rest * K * x.element_size())))
     padded = x.new_zeros(m, *geometry.padded_size(size), c)  # reused: its border is zeroed once
     interior = (slice(None), *geometry.interior(size))
     cols = x.new_empty(m, step, *out[1:], *k, c)  # (m, step, *out[1:], *k, C)
-    y = x.new_empty(n, *out, c_out) if last else x.new_empty(n, c_out, *out)
-    rows = None if last else x.new_empty(m * step * rest, c_out)
     for i in range(0, n, m):
         r = min(m, n - i)
         padded[:r][interior] = x[i:i + r].permute(channels_last)
@@ -79,17 +68,60 @@ def conv_columns_last(x: Tensor, weight: Tensor, geometry: Geometry, last: bool 
             view = view.unfold(1 + j, geometry.dilation[j] * (k[j] - 1) + 1, geometry.stride[j])
         view = view[(Ellipsis, *(slice(None, None, dl) for dl in geometry.dilation))]  # (r, *out, C, *k)
         view = view.permute(0, *range(1, 1 + d), *range(2 + d, 2 + 2 * d), 1 + d)  # (r, *out, *k, C)
+        view = view[(slice(None), *(slice(0, o) for o in out))]
         for o in range(0, out[0], step):
             t = min(step, out[0] - o)
             chunk = cols[:r, :t]
             chunk.copy_(view[:, o:o + t])  # the im2col copy
-            a = chunk.view(r * t * rest, K)
-            if last:  # y[i:i+r, o:o+t] is contiguous: whole samples, or part of one
-                matmul(a, w.mT, out=y[i:i + r, o:o + t].view(r * t * rest, c_out))
-            else:
-                product = matmul(a, w.mT, out=rows[:r * t * rest])  # (r*t*rest, C_out)
-                y[i:i + r, :, o:o + t].copy_(product.view(r, t, *out[1:], c_out).movedim(-1, 1))
+            yield slice(i, i + r), slice(o, o + t), chunk.view(r * t * rest, K)
+
+
+def conv_columns_last(x: Tensor, weight: Tensor, geometry: Geometry, last: bool = False) -> Tensor:
+    """``(S x)^T M^T``, the product of :func:`conv_columns` transposed, for one group:
+    (N, C_in, *n) -> (N, C_out, *out).
+
+    The columns one window per row (:func:`row_chunks`). Their product has the weight in
+    the place of the right operand and every window of the chunk as a row: the layout in
+    which oneDNN's matrix product is fastest (:mod:`convlib.gemm`; measured on ResNet-34's
+    3x3 layer, 256 channels at 14x14: forward 6.0 ms against 8.2 ms with
+    :func:`conv_columns`, where a chunk holds two samples). Each chunk's rows are then
+    copied into the usual layout; with ``last`` the result stays channels-last (a view of
+    its rows) and nothing is copied.
+    """
+    n, c_out, d = x.shape[0], weight.shape[0], weight.dim() - 2
+    out = geometry.output_size(x.shape[2:], weight.shape[2:])
+    channels_last = (0, *range(2, 2 + d), 1)
+    w = weight.permute(channels_last).reshape(c_out, -1)  # (C_out, *k, C_in), one row per output channel
+    y = x.new_empty(n, *out, c_out) if last else x.new_empty(n, c_out, *out)
+    buffer = None
+    for samples, positions, rows in row_chunks(x, weight.shape[2:], geometry):
+        if last:  # whole samples, or positions of one: contiguous rows of y
+            matmul(rows, w.mT, out=y[samples, positions].view(rows.shape[0], c_out))
+        else:
+            if buffer is None:
+                buffer = x.new_empty(rows.shape[0], c_out)
+            product = matmul(rows, w.mT, out=buffer[:rows.shape[0]])  # (rows, C_out)
+            r, t = samples.stop - samples.start, positions.stop - positions.start
+            y[samples, :, positions].copy_(product.view(r, t, *out[1:], c_out).movedim(-1, 1))
     return y.permute(0, 1 + d, *range(1, 1 + d)) if last else y
+
+
+def weight_grad_columns_last(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
+    """``G (S x)^T`` summed over the batch, for one group, with the columns one window per
+    row (:func:`row_chunks`): each chunk adds ``G_chunk rows``, with ``G_chunk`` the
+    output gradient at the chunk's windows, one matrix of ``C_out`` rows per sample. The
+    columns of a chunk never exceed :data:`~convlib.selection.CHUNK_BYTES`, where
+    :func:`weight_grad_columns` holds at least one sample's. ``gy`` may have fewer
+    positions than the convolution of ``x`` makes: only its windows are used."""
+    n, c_out, *out = gy.shape
+    d = len(out)
+    gw = gy.new_zeros(c_out, math.prod(weight_shape[1:]))  # (C_out, *k, C_in) flattened
+    for samples, positions, rows in row_chunks(x, weight_shape[2:], geometry, out):
+        g = gy[samples, :, positions]  # (r, C_out, t, *out[1:])
+        per_sample = rows.view(g.shape[0], -1, rows.shape[1])
+        for j in range(g.shape[0]):
+            gw += matmul(g[j].reshape(c_out, -1), per_sample[j])
+    return gw.view(c_out, *weight_shape[2:], weight_shape[1]).permute(0, 1 + d, *range(1, 1 + d)).contiguous()
 
 
 def conv_transpose_columns(y: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:

@@ -284,3 +284,33 @@ def test_one_window_per_row_unless_a_chunk_is_exactly_one_sample(monkeypatch):
     for chunk, expected in [(2 * sample, True), (sample, False), (2 * sample - 1, False), (sample - 1, True)]:
         monkeypatch.setattr(convlib.columns, "CHUNK_BYTES", chunk)
         assert rule(x, w, geometry) == expected, chunk
+
+
+@pytest.mark.parametrize("d, stride, padding, dilation", [
+    (1, 1, ((2, 2),), 3), (2, (2, 1), ((1, 0), (2, 2)), (1, 2)), (2, 1, ((1, 1), (1, 1)), 1),
+    (3, 2, ((0, 1), (1, 0), (1, 1)), (2, 1, 1)),
+])
+@pytest.mark.parametrize("chunk", ["two samples", "two steps of the first axis"])
+@pytest.mark.parametrize("fewer", [False, True])
+def test_weight_gradient_with_one_window_per_row(d, stride, padding, dilation, chunk, fewer, monkeypatch):
+    """weight_grad_columns_last against torch's weight gradient in float64, in both kinds of
+    chunk; with ``fewer``, G covers only the first windows (as a transposed convolution's
+    output_padding leaves it), and the others are not used."""
+    gen = torch.Generator().manual_seed(7 + d)
+    n, c_in, c_out, size, k = 3, 3, 4, (9, 8, 7)[:d], (3, 2, 3)[:d]
+    as_tuple = (lambda v: (v,) * d if isinstance(v, int) else v)
+    geometry = convlib.Geometry(as_tuple(stride), padding, as_tuple(dilation))
+    x = torch.randn(n, c_in, *size, generator=gen, dtype=torch.float64)
+    out = geometry.output_size(size, k)
+    gy_out = [o - 1 for o in out] if fewer else out
+    gy = torch.randn(n, c_out, *gy_out, generator=gen, dtype=torch.float64)
+    per_step = c_in * math.prod(k) * math.prod(gy_out[1:])
+    monkeypatch.setattr(convlib.columns, "CHUNK_BYTES",
+                        (2 * gy_out[0] if chunk == "two samples" else 2) * per_step * 8)
+    gw = convlib.columns.weight_grad_columns_last(x, gy, (c_out, c_in, *k), geometry)
+    padded = F.pad(x, [p for pair in reversed(padding) for p in pair]).requires_grad_()
+    w = torch.zeros(c_out, c_in, *k, dtype=torch.float64, requires_grad=True)
+    y = getattr(F, f"conv{d}d")(padded, w, None, as_tuple(stride), 0, as_tuple(dilation))
+    expected, = torch.autograd.grad(y[(Ellipsis, *(slice(0, o) for o in gy_out))], w, gy)
+    torch.testing.assert_close(gw, expected, rtol=1e-12, atol=1e-12)
+    assert gw.is_contiguous()
