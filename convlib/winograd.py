@@ -240,6 +240,8 @@ def conv_winograd(x: Tensor, weight: Tensor, geometry: Geometry, m: Sequence[int
         else:
             v = work
         prods = (m_buf if d == 2 else v_buf)[:A * c_out * L].view(A, g, c_out_g, L)
+        # torch.matmul, not convlib.gemm's oneDNN route: measured, oneDNN's order of summation
+        # took F(2x2, 3x3)'s error above twice torch's (WINOGRAD_TILES) on 256-channel layers
         torch.matmul(u, v.view(A, g, c_in_g, L), out=prods)  # (A, g, C_out/g, L)
         # Y = A^T M A
         ys = y[batch, :, rows.start * m[0]:rows.stop * m[0]]  # (b, C_out, tr*m0, ...)
