@@ -63,7 +63,8 @@ import torch
 from torch import Tensor
 
 from . import columns, gemm, pointwise, winograd
-from .columns import (conv_columns, conv_columns_last, conv_transpose_columns, samples_per_chunk,
+from .columns import (conv_columns, conv_columns_last, conv_transpose_columns, conv_transpose_columns_last,
+                      samples_per_chunk,
                       weight_grad_columns, weight_grad_columns_last, weight_grad_taps)
 from .shapes import Geometry
 from .polyphase import conv_polyphase, weight_grad_polyphase
@@ -297,6 +298,8 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
         # stride 1: W^T is the kernel matrix of a convolution (as_convolution), whose im2col
         # product is faster than col2im's scatter-add; it multiplies padding zeros by the weights
         z = _columns(*as_convolution(y, weight, geometry), fast_gemm, last)
+    elif fast_gemm and geometry.groups == 1:  # col2im from rows, one per input position
+        z = conv_transpose_columns_last(y, weight, geometry, last)
     else:
         z = conv_transpose_columns(y, weight, geometry)
     return _finished(_add_bias_(z, bias), dtype, memory_format)

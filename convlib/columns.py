@@ -22,7 +22,7 @@ from .gemm import matmul
 from .selection import CHUNK_BYTES, add_windows_, column_chunks, tap_slices
 from .shapes import Geometry
 
-__all__ = ["conv_columns", "conv_columns_last", "row_chunks", "samples_per_chunk", "weight_grad_columns_last", "conv_transpose_columns", "weight_grad_columns", "weight_grad_taps"]
+__all__ = ["conv_columns", "conv_columns_last", "row_chunks", "samples_per_chunk", "weight_grad_columns_last", "conv_transpose_columns", "conv_transpose_columns_last", "weight_grad_columns", "weight_grad_taps"]
 
 
 def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
@@ -145,6 +145,45 @@ def conv_transpose_columns(y: Tensor, weight: Tensor, geometry: Geometry) -> Ten
         cols = cols.view(-1, g * c_out_g, *k, *grid)  # (m, C_out, *k, *n)
         add_windows_(z[i:i + m], cols, geometry.stride, geometry.dilation, crop)  # col2im
     return z
+
+
+def conv_transpose_columns_last(y: Tensor, weight: Tensor, geometry: Geometry, last: bool = False) -> Tensor:
+    """``S^T M^T y`` for one group, as :func:`conv_transpose_columns`, with the columns one
+    input position per row: (N, C_in, *n) -> (N, C_out, *out).
+
+    A few samples at a time, the rows of ``y`` (channels-last) times the weight, whose
+    columns are in (kernel offset, output channel) order, make one row of ``prod(k) * C_out``
+    numbers per input position; col2im adds them into a channels-last block of the chunk's
+    outputs, each kernel offset's slice with the channels side by side in memory. The block
+    is then copied into the output while it is still in cache (``last``: the output stays
+    channels-last and is written directly). Measured on DCGAN's transposed layer (16 x 256
+    x 16 x 16, 4x4 kernel, stride 2): 19.0 ms against 29.8 ms with
+    :func:`conv_transpose_columns`, whose product has the large operand in oneDNN's place
+    for the weight.
+    """
+    n, c_in, *grid = y.shape
+    _, c_out, *k = weight.shape
+    d, K, L = len(k), math.prod(k), math.prod(grid)
+    channels_last = (0, *range(2, 2 + d), 1)  # (N, C, *n) -> (N, *n, C)
+    to_channels = (0, 1 + d, *range(1, 1 + d))  # (N, *n, C) -> (N, C, *n), a view
+    w = weight.permute(0, *range(2, 2 + d), 1).reshape(c_in, K * c_out)  # (C_in, *k, C_out)
+    out = geometry.transpose_output_size(grid, k)
+    crop = [a for a, _ in geometry.padding]
+    m = samples_per_chunk(y, L * K * c_out)
+    rows = y.new_empty(m * L, K * c_out)
+    if last:
+        z = y.new_zeros(n, *out, c_out)
+    else:
+        z, block = y.new_empty(n, c_out, *out), y.new_empty(m, *out, c_out)
+    for i in range(0, n, m):
+        r = min(m, n - i)
+        cols = matmul(y[i:i + r].permute(channels_last).reshape(r * L, c_in), w, out=rows[:r * L])
+        cols = cols.view(r, *grid, *k, c_out).permute(0, 1 + 2 * d, *range(1 + d, 1 + 2 * d), *range(1, 1 + d))
+        target = z[i:i + r] if last else block[:r].zero_()  # (r, *out, C_out)
+        add_windows_(target.permute(to_channels), cols, geometry.stride, geometry.dilation, crop)  # col2im
+        if not last:
+            z[i:i + r].copy_(target.permute(to_channels))
+    return z.permute(to_channels) if last else z
 
 
 def weight_grad_columns(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:

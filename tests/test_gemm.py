@@ -314,3 +314,28 @@ def test_weight_gradient_with_one_window_per_row(d, stride, padding, dilation, c
     expected, = torch.autograd.grad(y[(Ellipsis, *(slice(0, o) for o in gy_out))], w, gy)
     torch.testing.assert_close(gw, expected, rtol=1e-12, atol=1e-12)
     assert gw.is_contiguous()
+
+
+@pytest.mark.parametrize("d, stride, padding, output_padding, dilation", [
+    (1, 2, 1, 1, 1), (1, 1, 0, 0, 2), (2, 2, 1, 0, 1), (2, (2, 3), (0, 2), (1, 2), (1, 1)),
+    (2, 1, 1, 0, (2, 1)), (3, 2, (1, 0, 1), (1, 0, 0), 1),
+])
+@pytest.mark.parametrize("last", [False, True])
+def test_transpose_with_one_row_per_input_position(d, stride, padding, output_padding, dilation, last,
+                                                   monkeypatch):
+    """conv_transpose_columns_last against torch in float64, in chunks of two samples and a
+    short last one, returning either layout."""
+    gen = torch.Generator().manual_seed(11 + d)
+    n, c_in, c_out, size, k = 5, 3, 4, (6, 5, 4)[:d], (3, 2, 4)[:d]
+    y = torch.randn(n, c_in, *size, generator=gen, dtype=torch.float64)
+    w = torch.randn(c_in, c_out, *k, generator=gen, dtype=torch.float64)
+    as_tuple = (lambda v: (v,) * d if isinstance(v, int) else v)
+    geometry = convlib.Geometry(as_tuple(stride), tuple((p, p) for p in as_tuple(padding)), as_tuple(dilation),
+                                output_padding=as_tuple(output_padding))
+    monkeypatch.setattr(convlib.columns, "CHUNK_BYTES", 2 * math.prod(size) * math.prod(k) * c_out * 8)
+    z = convlib.columns.conv_transpose_columns_last(y, w, geometry, last)
+    expected = getattr(F, f"conv_transpose{d}d")(y, w, None, as_tuple(stride), as_tuple(padding),
+                                                 as_tuple(output_padding), 1, as_tuple(dilation))
+    torch.testing.assert_close(z, expected, rtol=1e-12, atol=1e-12)
+    channels_last = z.permute(0, *range(2, 2 + d), 1).is_contiguous()
+    assert channels_last == last and (last or z.is_contiguous())
