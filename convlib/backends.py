@@ -37,7 +37,15 @@ The rule (``"auto"``), read off the layer zoo of ``make bench`` (:mod:`convlib.b
    :data:`SHIFTED_ALWAYS_TAPS` taps (its im2col copy would be larger still); the weight
    gradient always (its products are few and large and need no column copy: measured
    faster than im2col, product by product, on every stride-1 zoo layer, depthwise included);
-3. ``"im2col"`` otherwise.
+   but not where the products go to oneDNN (:mod:`convlib.gemm`, ``fast_gemm``): float32 on
+   the CPU with at least :data:`FAST_GEMM_MIN_CHANNELS` channels per group, where im2col's
+   one large product is fast enough that its copy costs less;
+3. ``"im2col"`` otherwise. Where its products go to oneDNN and the layer has no groups,
+   its columns are laid out one window per row (``convlib.columns.conv_columns_last``,
+   ``weight_grad_columns_last``, ``conv_transpose_columns_last``: oneDNN's product is
+   fastest with the large operand on the left), and a stride-1 transpose whose values are
+   finite is the im2col product of the equivalent convolution
+   (:func:`convlib.shifted.as_convolution`) rather than col2im.
 
 ``"subpixel"``, ``"winograd"`` and ``"polyphase"`` are taken only when forced: measured on
 this project's 2-core CPU (``make bench``), none of them was faster than the rule's choice
@@ -72,7 +80,8 @@ from .shifted import as_convolution, conv_shifted, conv_transpose_shifted, weigh
 from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
-__all__ = ["ALGORITHMS", "FAST_GEMM_MIN_CHANNELS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS", "WINOGRAD_TILES", "finite", "kept_fraction", "use", "choose", "conv", "conv_transpose",
+__all__ = ["ALGORITHMS", "FAST_GEMM_MIN_CHANNELS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS",
+           "WINOGRAD_TILES", "finite", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.
@@ -192,8 +201,8 @@ def choose(geometry: Geometry, finite=lambda: True, *,
 
 def _fast_gemm(a: Tensor, b: Tensor, groups: int, weight_shape=None) -> bool:
     """Whether this product's matrix products go to oneDNN (:func:`choose`): float32 on
-    the CPU with oneDNN there and on, and at least :data:`FAST_GEMM_MIN_CHANNELS` channels per group on each side of
-    the weight (``weight_shape``, else ``b`` is the weight)."""
+    the CPU with oneDNN there and on, and at least :data:`FAST_GEMM_MIN_CHANNELS` channels
+    per group on each side of the weight (``weight_shape``, else ``b`` is the weight)."""
     shape = weight_shape or b.shape
     return min(shape[0] // groups, shape[1]) >= FAST_GEMM_MIN_CHANNELS and gemm.route_is_onednn(a, b)
 
@@ -324,7 +333,8 @@ def conv_weight_grad(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry,
     # The shifted form multiplies the input by the zeros where rows of G run on.
     elif (how := choose(geometry, _all_finite(x), kernel_size=weight_shape[2:],
                         product="weight_grad", dtype=x.dtype,  # no run-on cost: no kept
-                        fast_gemm=(fast_gemm := _fast_gemm(x, gy, geometry.groups, weight_shape)))) == "pointwise":
+                        fast_gemm=(fast_gemm := _fast_gemm(x, gy, geometry.groups,
+                                                           weight_shape)))) == "pointwise":
         gw = pointwise.weight_grad_pointwise(x, gy, weight_shape, geometry)
     elif how == "shifted":
         gw = weight_grad_shifted(x, gy, weight_shape, geometry)

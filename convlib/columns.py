@@ -9,6 +9,11 @@ With ``M`` the ``(C_out/g, C_in/g * prod(k))`` weight matrix of each group,
 
 The columns are made a few samples at a time (:func:`~convlib.selection.column_chunks`),
 so they stay in cache between the copy and the product.
+
+The ``_last`` forms compute the same products transposed, with one window (or, for the
+transpose, one input position) per row, copied from channels-last data: the layout in
+which oneDNN's matrix product (:mod:`convlib.gemm`) is fastest, with the many rows of the
+windows on the left and the weights on the right (:func:`row_chunks`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from .gemm import matmul
 from .selection import CHUNK_BYTES, add_windows_, column_chunks, tap_slices
 from .shapes import Geometry
 
-__all__ = ["conv_columns", "conv_columns_last", "row_chunks", "samples_per_chunk", "weight_grad_columns_last", "conv_transpose_columns", "conv_transpose_columns_last", "weight_grad_columns", "weight_grad_taps"]
+__all__ = ["conv_columns", "conv_columns_last", "row_chunks", "samples_per_chunk",
+           "conv_transpose_columns", "conv_transpose_columns_last", "weight_grad_columns",
+           "weight_grad_columns_last", "weight_grad_taps"]
 
 
 def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
@@ -178,7 +185,8 @@ def conv_transpose_columns_last(y: Tensor, weight: Tensor, geometry: Geometry, l
     for i in range(0, n, m):
         r = min(m, n - i)
         cols = matmul(y[i:i + r].permute(channels_last).reshape(r * L, c_in), w, out=rows[:r * L])
-        cols = cols.view(r, *grid, *k, c_out).permute(0, 1 + 2 * d, *range(1 + d, 1 + 2 * d), *range(1, 1 + d))
+        cols = cols.view(r, *grid, *k, c_out)  # -> (r, C_out, *k, *n), a view
+        cols = cols.permute(0, 1 + 2 * d, *range(1 + d, 1 + 2 * d), *range(1, 1 + d))
         target = z[i:i + r] if last else block[:r].zero_()  # (r, *out, C_out)
         add_windows_(target.permute(to_channels), cols, geometry.stride, geometry.dilation, crop)  # col2im
         if not last:
