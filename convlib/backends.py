@@ -291,9 +291,9 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
     k, grid = weight.shape[2:], y.shape[2:]
     out = geometry.transpose_output_size(grid, k)  # a stride-1 convolution's, padded by k - 1
     padded = [o + dl * (kk - 1) for o, dl, kk in zip(out, geometry.dilation, k)]
-    finite = _all_finite(y, weight)
+    all_finite = _all_finite(y, weight)
     fast_gemm, last = _fast_gemm(y, weight, geometry.groups), memory_format != torch.contiguous_format
-    how = choose(geometry, finite, kernel_size=k, product="transpose", dtype=y.dtype,
+    how = choose(geometry, all_finite, kernel_size=k, product="transpose", dtype=y.dtype,
                  kept=kept_fraction(padded, out), fast_gemm=fast_gemm)
     if how == "pointwise":
         z = pointwise.conv_transpose_pointwise(y, weight, geometry)
@@ -303,7 +303,7 @@ def conv_transpose(y: Tensor, weight: Tensor, bias: Optional[Tensor], geometry: 
         z = winograd.conv_transpose_winograd(y, weight, geometry, WINOGRAD_TILES[geometry.d])
     elif how == "shifted":
         z = conv_transpose_shifted(y, weight, geometry)
-    elif fast_gemm and all(s == 1 for s in geometry.stride) and finite():
+    elif fast_gemm and all(s == 1 for s in geometry.stride) and all_finite():
         # stride 1: W^T is the kernel matrix of a convolution (as_convolution), whose im2col
         # product is faster than col2im's scatter-add; it multiplies padding zeros by the weights
         z = _columns(*as_convolution(y, weight, geometry), fast_gemm, last)

@@ -630,15 +630,10 @@ def _gemm(device: torch.device, quick: bool, repeats: int) -> dict:
     b4 = torch.randn(4, n // 2, n // 2, generator=_gen(13)).to(device)
     routes = {"torch.mm": lambda: torch.mm(a, b), "torch.bmm (4 of n/2)": lambda: torch.bmm(a4, b4)}
     flops = {"torch.mm": 2 * n ** 3, "torch.bmm (4 of n/2)": 4 * 2 * (n // 2) ** 3}
-    linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if device.type == "cpu" else None
-    if linear is not None and torch.backends.mkldnn.is_available():
-        try:  # oneDNN's matmul (an internal operator, so only where it works)
-            bt = b.T.contiguous()
-            linear(a, bt, None, "none", [None], "")
-            routes["oneDNN linear"] = lambda: linear(a, bt, None, "none", [None], "")
-            flops["oneDNN linear"] = 2 * n ** 3
-        except Exception:
-            pass
+    if device.type == "cpu" and convlib.gemm.onednn_available():  # an internal operator, checked
+        bt = b.T.contiguous()
+        routes["oneDNN linear"] = lambda: convlib.gemm._linear(a, bt)
+        flops["oneDNN linear"] = 2 * n ** 3
     rates = {}
     for name, fn in routes.items():
         t = time_call(fn, device, repeats=max(3, repeats // 2), warmup=2)

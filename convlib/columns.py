@@ -43,10 +43,16 @@ def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     return y.view(n, c_out, *out)
 
 
+def _per_chunk(count: int, entries: int, itemsize: int) -> int:
+    """How many of ``count`` pieces of ``entries`` entries each fit in
+    :data:`~convlib.selection.CHUNK_BYTES`: at least one, at most ``count``."""
+    return max(1, min(count, CHUNK_BYTES // max(1, entries * itemsize)))
+
+
 def samples_per_chunk(x: Tensor, per_sample: int) -> int:
     """How many samples of ``x`` make one chunk of columns, ``per_sample`` entries each:
     as many as fit in :data:`~convlib.selection.CHUNK_BYTES`, at least one."""
-    return max(1, min(x.shape[0], CHUNK_BYTES // max(1, per_sample * x.element_size())))
+    return _per_chunk(x.shape[0], per_sample, x.element_size())
 
 
 def row_chunks(x: Tensor, k, geometry: Geometry, out=None):
@@ -63,7 +69,7 @@ def row_chunks(x: Tensor, k, geometry: Geometry, out=None):
     K, rest = c * math.prod(k), math.prod(out[1:])  # rest: windows per step of the first axis
     channels_last = (0, *range(2, 2 + d), 1)  # (N, C, *n) -> (N, *n, C)
     m = samples_per_chunk(x, math.prod(out) * K)
-    step = out[0] if m > 1 else max(1, min(out[0], CHUNK_BYTES // max(1, rest * K * x.element_size())))
+    step = out[0] if m > 1 else _per_chunk(out[0], rest * K, x.element_size())
     padded = x.new_zeros(m, *geometry.padded_size(size), c)  # reused: its border is zeroed once
     interior = (slice(None), *geometry.interior(size))
     cols = x.new_empty(m, step, *out[1:], *k, c)  # (m, step, *out[1:], *k, C)
@@ -145,7 +151,7 @@ def conv_transpose_columns(y: Tensor, weight: Tensor, geometry: Geometry) -> Ten
     y = y.reshape(n, g, c_in // g, L)  # (N, g, C_in/g, L)
     z = y.new_zeros(n, g * c_out_g, *geometry.transpose_output_size(grid, k))  # (N, C_out, *out)
     crop = [a for a, _ in geometry.padding]
-    m = max(1, min(n, CHUNK_BYTES // max(1, g * c_out_g * K * L * y.element_size())))
+    m = samples_per_chunk(y, g * c_out_g * K * L)
     buffer = y.new_empty(m, g, c_out_g * K, L)
     for i in range(0, n, m):  # a few samples at a time, so the columns stay in cache
         cols = matmul(w_t, y[i:i + m], out=buffer[:min(m, n - i)])  # (m, g, C_out/g*K, L)

@@ -9,35 +9,19 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import convlib
 from convlib import gemm
+from test_no_conv_ops import OpRecorder
 
 needs_onednn = pytest.mark.skipif(not gemm.onednn_available(),
                                   reason="torch's oneDNN matrix product is not available here")
 
 
-class Ops(TorchDispatchMode):
-    """The names of the aten operators that run."""
-
-    def __init__(self):
-        super().__init__()
-        self.names: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.name())
-        inside = convlib.ops.IMPLEMENTATIONS.get(func)
-        if inside is not None:  # look inside convlib's own operators, still recording
-            with self:
-                return inside(*args, **(kwargs or {}))
-        return func(*args, **(kwargs or {}))
-
-
 def _onednn_ran(fn) -> tuple[object, bool]:
-    with Ops() as ops:
+    with OpRecorder() as rec:  # it looks inside convlib's own operators too
         result = fn()
-    return result, any("_linear_pointwise" in n for n in ops.names)
+    return result, any("_linear_pointwise" in n for n in rec.ops)
 
 
 def _close_to_float64(result, a, b):
