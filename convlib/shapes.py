@@ -170,12 +170,9 @@ def conv_output_size(
     n = sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
-    s = as_tuple(stride, d, "stride")
-    dil = as_tuple(dilation, d, "dilation")
-    return tuple(
-        (ni + pb + pa - di * (ki - 1) - 1) // si + 1
-        for ni, ki, si, (pb, pa), di in zip(n, k, s, _pairs(padding, d), dil)
-    )
+    geometry = Geometry(as_tuple(stride, d, "stride"), _pairs(padding, d),
+                        as_tuple(dilation, d, "dilation"))
+    return geometry.output_size(n, k)
 
 
 def conv_transpose_output_size(
@@ -201,13 +198,10 @@ def conv_transpose_output_size(
     n = sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
-    s = as_tuple(stride, d, "stride")
-    op = as_tuple(output_padding, d, "output_padding")
-    dil = as_tuple(dilation, d, "dilation")
-    return tuple(
-        (ni - 1) * si - pb - pa + di * (ki - 1) + opi + 1
-        for ni, ki, si, (pb, pa), opi, di in zip(n, k, s, _pairs(padding, d), op, dil)
-    )
+    geometry = Geometry(as_tuple(stride, d, "stride"), _pairs(padding, d),
+                        as_tuple(dilation, d, "dilation"), 1,
+                        as_tuple(output_padding, d, "output_padding"))
+    return geometry.transpose_output_size(n, k)
 
 
 def transpose_output_padding(
@@ -235,12 +229,9 @@ def transpose_output_padding(
     n = sizes(input_size, "input_size")
     d = len(n)
     k = as_tuple(kernel_size, d, "kernel_size")
-    s = as_tuple(stride, d, "stride")
-    dil = as_tuple(dilation, d, "dilation")
-    return tuple(
-        (ni + pb + pa - di * (ki - 1) - 1) % si
-        for ni, ki, si, (pb, pa), di in zip(n, k, s, _pairs(padding, d), dil)
-    )
+    geometry = Geometry(as_tuple(stride, d, "stride"), _pairs(padding, d),
+                        as_tuple(dilation, d, "dilation"))
+    return geometry.transpose_output_padding(n, k)
 
 
 @dataclass(frozen=True)
@@ -283,17 +274,27 @@ class Geometry:
         """Where the input lies in its zero-padded grid: one slice per dimension."""
         return tuple(slice(a, a + n) for n, (a, _) in zip(input_size, self.padding))
 
+    # The size formulas, on sizes already checked (the functions above check theirs first):
+    # they run on every call, so they do no more than the arithmetic.
     def output_size(self, input_size: Sequence[int], kernel_size: Sequence[int]) -> tuple[int, ...]:
         """Spatial size of the convolution's output (:func:`conv_output_size`)."""
-        return conv_output_size(tuple(input_size), tuple(kernel_size), self.stride, self.padding,
-                                self.dilation)
+        return tuple((n + pb + pa - dl * (k - 1) - 1) // s + 1 for n, k, s, (pb, pa), dl
+                     in zip(input_size, kernel_size, self.stride, self.padding, self.dilation))
 
     def transpose_output_size(self, input_size: Sequence[int],
                               kernel_size: Sequence[int]) -> tuple[int, ...]:
         """Spatial size of the transposed convolution's output
         (:func:`conv_transpose_output_size`, with :attr:`output_padding`)."""
-        return conv_transpose_output_size(tuple(input_size), tuple(kernel_size), self.stride,
-                                          self.padding, self.output_padding or 0, self.dilation)
+        op = self.output_padding or (0,) * self.d
+        return tuple((n - 1) * s - pb - pa + dl * (k - 1) + o + 1 for n, k, s, (pb, pa), o, dl
+                     in zip(input_size, kernel_size, self.stride, self.padding, op, self.dilation))
+
+    def transpose_output_padding(self, input_size: Sequence[int],
+                                 kernel_size: Sequence[int]) -> tuple[int, ...]:
+        """The ``output_padding`` that takes the transpose back to ``input_size``
+        (:func:`transpose_output_padding`)."""
+        return tuple((n + pb + pa - dl * (k - 1) - 1) % s for n, k, s, (pb, pa), dl
+                     in zip(input_size, kernel_size, self.stride, self.padding, self.dilation))
 
     def transposed_to(self, input_size: Sequence[int], kernel_size: Sequence[int],
                       output_size: Optional[Sequence[int]] = None) -> Geometry:
@@ -301,8 +302,7 @@ class Geometry:
         ``output_size`` (by default, this convolution's) back to ``input_size``: the
         geometry of the input gradient (:func:`transpose_output_padding`)."""
         if output_size is None:
-            op = transpose_output_padding(tuple(input_size), tuple(kernel_size), self.stride,
-                                          self.padding, self.dilation)
+            op = self.transpose_output_padding(input_size, kernel_size)
         else:  # fewer windows than the convolution has: the rest of the input is padding
             op = tuple(n + pb + pa - ((o - 1) * s + dl * (k - 1) + 1) for n, k, o, s, (pb, pa), dl
                        in zip(input_size, kernel_size, output_size, self.stride, self.padding,

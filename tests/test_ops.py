@@ -298,3 +298,44 @@ def _op_samples():
 def test_opcheck(op, args):
     """torch.library.opcheck: schema, fake kernel, autograd registration, compile."""
     torch.library.opcheck(op, args)
+
+
+# ---------------------------------------------------------------- the eager shortcuts
+
+@pytest.mark.parametrize("name, d, kwargs", CALLS, ids=IDS)
+def test_eager_call_without_the_operator_matches_the_operator(name, d, kwargs):
+    """Plain eager calls that need no derivative skip the autograd Function and the
+    operator's dispatch (convlib.ops); under a profiler they go through the operator. The
+    two give bitwise the same values, and the same gradients as torch."""
+    from torch.profiler import profile
+    x, w, b = tensors(name, d, kwargs)
+    ours, theirs = pair(name, kwargs)
+    with torch.no_grad():
+        direct = ours(x, w, b)
+        with profile() as prof:
+            through = ours(x, w, b)
+    assert torch.equal(direct, through)
+    assert any(e.name.startswith("convlib::") for e in prof.events())
+    close(direct, theirs(x, w, b))
+    xs, ws, bs = (t.clone().requires_grad_() for t in (x, w, b))
+    ours(xs, ws, bs).sin().sum().backward()
+    xt, wt, bt = (t.clone().requires_grad_() for t in (x, w, b))
+    theirs(xt, wt, bt).sin().sum().backward()
+    for a, e in [(xs, xt), (ws, wt), (bs, bt)]:
+        close(a.grad, e.grad)
+
+
+@pytest.mark.parametrize("name, d, kwargs", CALLS, ids=IDS)
+def test_fake_and_meta_tensors_get_the_operators_shapes(name, d, kwargs):
+    """Tensors without data (meta, or fake under FakeTensorMode) go through the operator's
+    fake kernel in eager code too: torch's shapes, no data read."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    x, w, b = tensors(name, d, kwargs)
+    ours, theirs = pair(name, kwargs)
+    meta = [t.to("meta") for t in (x, w, b)]
+    got, want = ours(*meta), theirs(*meta)
+    assert got.device.type == "meta" and got.shape == want.shape
+    with FakeTensorMode() as mode:
+        fake = [mode.from_tensor(t) for t in (x, w, b)]
+        got = ours(*fake)
+    assert got.shape == theirs(x, w, b).shape
