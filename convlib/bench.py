@@ -38,7 +38,9 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
     machine       platform, python, torch, convlib, cpu_model, cpu_capability (torch's
                   dispatch level, e.g. "AVX2"), isa_flags (the SIMD flags of /proc/cpuinfo),
                   cpu_count, torch_threads, cuda_device (or null), algorithms
-                  (convlib.backends.ALGORITHMS)
+                  (convlib.backends.ALGORITHMS), products_by ("oneDNN" or
+                  "torch.matmul": the route of convlib's float32 CPU products,
+                  convlib.gemm.onednn_preferred)
     devices       {"cpu": DEVICE, "cuda": DEVICE (when present; float32 without TF32)}
 
     DEVICE        name (the CPU model or the GPU's name)
@@ -719,6 +721,8 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "algorithms": list(getattr(convlib.backends, "ALGORITHMS", ("auto",))),
+        # where convlib's float32 CPU products go (convlib.gemm.onednn_preferred)
+        "products_by": "oneDNN" if convlib.gemm.onednn_preferred() else "torch.matmul",
     }
 
 
@@ -885,7 +889,8 @@ def _ms(seconds: float) -> str:
 def format_table(report: dict) -> str:
     """The report as text: one line per layer and pass, then the kernel-matrix cases."""
     lines = [f"convlib bench ({report['mode']}), {report['machine']['cpu_model']}, "
-             f"{report['machine']['cpu_capability']}, {report['machine']['torch_threads']} threads"]
+             f"{report['machine']['cpu_capability']}, {report['machine']['torch_threads']} threads, "
+             f"convlib's products by {report['machine'].get('products_by', 'oneDNN')}"]
     for dev, entry in report["devices"].items():
         lines.append(f"[{dev}] {entry['name']}: GEMM {entry['gemm']['best_flops_per_s'] / 1e9:.0f} GFLOP/s, "
                      f"copy {entry['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s")

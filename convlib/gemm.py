@@ -15,6 +15,11 @@ CPU): :math:`X W^\top` for ``X`` of shape ``(..., M, K)`` and ``W`` of shape ``(
 * the operator exists and gives the right answer on a small check (:func:`onednn_available`),
   and oneDNN is switched on (``torch.backends.mkldnn.enabled``, which also switches it off
   for torch's convolutions);
+* the CPU has AVX-512, as torch's dispatch sees it (:func:`onednn_preferred`). That is where
+  oneDNN is faster: without AVX-512 both libraries run AVX2 code, and MKL's was the faster
+  one (measured on an AVX2-only AMD EPYC, 2 threads: oneDNN made convlib 10-35% slower on
+  six of eight zoo layers, and at most 4% faster on the other two; on the AVX-512 EPYC
+  above it made them up to 2x faster);
 * both operands are float32 CPU tensors that autograd does not track (convlib's products
   run inside its own operators, whose derivatives are convlib's own);
 * the product is large enough (:data:`MIN_FLOPS`) for its fixed cost not to matter, and
@@ -36,7 +41,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["MIN_FLOPS", "MIN_REDUCTION", "onednn_available", "route_is_onednn", "uses_onednn", "matmul"]
+__all__ = ["MIN_FLOPS", "MIN_REDUCTION", "ONEDNN_CAPABILITIES", "onednn_available", "onednn_preferred",
+           "route_is_onednn", "uses_onednn", "matmul"]
 
 #: Products of fewer multiply-adds than this stay with ``torch.matmul``, whose fixed cost
 #: per call is lower.
@@ -62,6 +68,19 @@ def onednn_available() -> bool:
         return False
 
 
+#: The CPU capabilities (:func:`torch.backends.cpu.get_cpu_capability`) on which the
+#: products go to oneDNN.
+ONEDNN_CAPABILITIES = ("AVX512",)
+
+
+@functools.cache
+def onednn_preferred() -> bool:
+    """Whether the products go to oneDNN here: it is available (:func:`onednn_available`)
+    and torch's CPU dispatch runs AVX-512 code (:data:`ONEDNN_CAPABILITIES`)."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
+    return capability in ONEDNN_CAPABILITIES and onednn_available()
+
+
 def _linear(a: Tensor, w: Tensor) -> Tensor:
     """``a @ w.mT`` by oneDNN: ``a`` is ``(..., M, K)``, ``w`` is ``(N, K)``."""
     return torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [None], "")
@@ -78,7 +97,8 @@ def _item(t: Tensor) -> Tensor:
 
 def route_is_onednn(a: Tensor, b: Tensor) -> bool:
     """Whether products of tensors like ``a`` and ``b`` go to oneDNN, whatever their shapes:
-    float32 CPU tensors that autograd does not track, with oneDNN available and on."""
+    float32 CPU tensors that autograd does not track, with oneDNN preferred
+    (:func:`onednn_preferred`) and on."""
     if a.dtype != torch.float32 or b.dtype != torch.float32:
         return False
     if a.device.type != "cpu" or b.device.type != "cpu":
@@ -87,7 +107,7 @@ def route_is_onednn(a: Tensor, b: Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         return False
-    return torch._C._get_mkldnn_enabled() and onednn_available()
+    return torch._C._get_mkldnn_enabled() and onednn_preferred()
 
 
 def uses_onednn(a: Tensor, b: Tensor) -> bool:

@@ -138,24 +138,34 @@ def conv_transpose_shifted(y: Tensor, weight: Tensor, geometry: Geometry) -> Ten
 def weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry) -> Tensor:
     """``G (S x)^T`` for stride 1, one block per kernel offset: ``G (S_kappa x)^T``, with
     ``S_kappa x`` a shifted slice of the flat padded input (:func:`conv_shifted`) and
-    ``G`` spread onto the padded grid, zeros where the rows run on."""
+    ``G`` spread onto the padded grid, zeros where the rows run on.
+
+    A few samples go through each product together: their padded grids lie one after the
+    other in one flat buffer, and ``G`` is zero between them, so one product's reduction
+    also sums over those samples (a LeNet layer of 64 samples: 25 products instead of
+    1600)."""
     n, c_in, *size = x.shape
     c_out, c_in_g, *k = weight_shape
     g = geometry.groups
     padded = geometry.padded_size(size)
+    P = math.prod(padded)
     step, span, offsets = shifts(padded, gy.shape[2:], k, geometry.dilation)
-    buffer = x.new_zeros(g, c_in_g, math.prod(padded))  # one zero-padded sample, flat
-    interior = buffer.view(c_in, *padded)[(slice(None), *geometry.interior(size))]  # (C_in, *n)
-    spread = gy.new_zeros(g, c_out // g, span)  # one sample of G, rows run on
-    grid_view = spread.view(c_out, span).as_strided((c_out, *gy.shape[2:]), (span, *step))
+    m = max(1, min(n, CHUNK_BYTES // max(1, max(c_in, c_out) * P * x.element_size())))
+    L = (m - 1) * P + span  # the flat extent of m samples' output grids
+    buffer = x.new_zeros(g, c_in_g, m * P)  # m zero-padded samples, flat, one after another
+    interior = buffer.view(c_in, m, *padded)[(slice(None), slice(None), *geometry.interior(size))]
+    spread = gy.new_zeros(g, c_out // g, L)  # G of m samples on their grids, zeros between
+    grid_view = spread.view(c_out, L).as_strided((c_out, m, *gy.shape[2:]), (L, P, *step))
     gw = x.new_zeros(len(offsets), g, c_out // g, c_in_g)  # (K, g, C_out/g, C_in/g)
     blocks = gw
     if g == 1:  # plain 2-d products
         blocks, spread, buffer = gw[:, 0], spread[0], buffer[0]
-    for i in range(n):
-        interior.copy_(x[i])
-        grid_view.copy_(gy[i])
-        for block, shift in zip(blocks, offsets):  # (g, C_out/g, span) @ (g, span, C_in/g)
-            _add_product_(block, spread, buffer[..., shift:shift + span].mT)
+    for i in range(0, n, m):
+        r = min(m, n - i)  # the last chunk may be short
+        interior[:, :r].copy_(x[i:i + r].transpose(0, 1))
+        grid_view[:, :r].copy_(gy[i:i + r].transpose(0, 1))
+        extent = (r - 1) * P + span
+        for block, shift in zip(blocks, offsets):  # (g, C_out/g, L) @ (g, L, C_in/g)
+            _add_product_(block, spread[..., :extent], buffer[..., shift:shift + extent].mT)
     # (K, g, C_out/g, C_in/g) -> (g, C_out/g, C_in/g, K): the weight's own layout
     return gw.permute(1, 2, 3, 0).reshape(weight_shape).contiguous()

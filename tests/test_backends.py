@@ -3,6 +3,8 @@ small cases, and the choice rule keeps the run-on products away from non-finite 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,6 +86,26 @@ def test_conv_shifted_path_in_chunks_with_a_short_last_one(groups, device, monke
     monkeypatch.setattr(convlib.shifted, "CHUNK_BYTES", 2 * sample_bytes)
     with convlib.backends.use("shifted"):
         assert_matches_torch(convlib.conv2d, F.conv2d, x, w, b, 1, 1, 1, groups)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_weight_grad_shifted_several_samples_per_product(d, groups, device, monkeypatch):
+    """The shifted weight gradient lays a few samples' padded grids one after another and
+    sums over them inside each product: five samples two at a time (chunks of 2, 2 and 1),
+    against torch's weight gradient in float64."""
+    x, w, b = conv_case(d, device, groups=groups, c_in_g=3, c_out_g=2, n=(6, 5, 4)[:d], batch=5)
+    padded = [s + 2 for s in x.shape[2:]]
+    sample_bytes = x.shape[1] * math.prod(padded) * x.element_size()
+    monkeypatch.setattr(convlib.shifted, "CHUNK_BYTES", 2 * sample_bytes)
+    conv = (convlib.conv1d, convlib.conv2d, convlib.conv3d)[d - 1]
+    torch_conv = (F.conv1d, F.conv2d, F.conv3d)[d - 1]
+    gy = torch.randn(torch_conv(x, w, None, 1, 1, 1, groups).shape, dtype=x.dtype, device=device)
+    with convlib.backends.use("shifted"):
+        got = convlib.backends.conv_weight_grad(x, gy, tuple(w.shape),
+                                                convlib.Geometry((1,) * d, ((1, 1),) * d, (1,) * d, groups))
+    want = torch.func.vjp(lambda w_: torch_conv(x, w_, None, 1, 1, 1, groups), w)[1](gy)[0]
+    torch.testing.assert_close(got, want)
 
 
 def _gradchecks(args, groups):

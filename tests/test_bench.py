@@ -167,6 +167,7 @@ def test_report_names_the_machine(quick_report):
     assert quick_report["schema"] == bench.SCHEMA and quick_report["mode"] == "quick"
     m = quick_report["machine"]
     assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["products_by"] == ("oneDNN" if convlib.gemm.onednn_preferred() else "torch.matmul")
     assert m["torch_threads"] == torch.get_num_threads() and m["cpu_model"]
     assert m["algorithms"] == list(convlib.backends.ALGORITHMS)
     with open("/proc/cpuinfo") as f:

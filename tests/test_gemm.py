@@ -18,6 +18,13 @@ needs_onednn = pytest.mark.skipif(not gemm.onednn_available(),
                                   reason="torch's oneDNN matrix product is not available here")
 
 
+@pytest.fixture(autouse=True)
+def onednn_route_wherever_available(monkeypatch):
+    """The route is taken on AVX-512 CPUs only (gemm.onednn_preferred); these tests check
+    its values and its rule on any CPU that has the operator."""
+    monkeypatch.setattr(gemm, "onednn_preferred", lambda: gemm.onednn_available())
+
+
 def _onednn_ran(fn) -> tuple[object, bool]:
     with OpRecorder() as rec:  # it looks inside convlib's own operators too
         result = fn()
@@ -121,6 +128,22 @@ def test_without_onednn_every_product_is_torch_matmul(monkeypatch):
         assert not gemm.uses_onednn(x, y)
         result, ran = _onednn_ran(lambda: gemm.matmul(x, y))
         assert not ran and torch.equal(result, torch.matmul(x, y))
+
+
+@pytest.mark.parametrize("capability", ["AVX512", "AVX2", "DEFAULT"])
+def test_onednn_is_preferred_only_with_avx512(capability, monkeypatch):
+    """Without AVX-512 the products stay with torch.matmul (MKL's AVX2 code was faster than
+    oneDNN's): the rule reads torch's own dispatch capability."""
+    monkeypatch.undo()  # this test checks the real rule
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    gemm.onednn_preferred.cache_clear()
+    try:
+        assert gemm.onednn_preferred() == (capability == "AVX512" and gemm.onednn_available())
+        a, b = _big()
+        assert gemm.uses_onednn(a, b) == gemm.onednn_preferred()
+    finally:
+        monkeypatch.undo()
+        gemm.onednn_preferred.cache_clear()
 
 
 def test_capability_check_is_the_operator_that_runs():
