@@ -17,9 +17,13 @@ CPU): :math:`X W^\top` for ``X`` of shape ``(..., M, K)`` and ``W`` of shape ``(
   for torch's convolutions);
 * the CPU has AVX-512, as torch's dispatch sees it (:func:`onednn_preferred`). That is where
   oneDNN is faster: without AVX-512 both libraries run AVX2 code, and MKL's was the faster
-  one (measured on an AVX2-only AMD EPYC, 2 threads: oneDNN made convlib 10-35% slower on
-  six of eight zoo layers, and at most 4% faster on the other two; on the AVX-512 EPYC
-  above it made them up to 2x faster);
+  (measured on an AVX2-only AMD EPYC, 2 threads, both routes interleaved, forward and
+  forward+backward in ms, oneDNN / torch.matmul: ResNet 3x3 41.5 / 35.6 and 136 / 105,
+  its downsampling layer 20.8 / 19.9 and 67.5 / 64.4, ResNet-50's 1x1 17.0 / 14.8 and
+  65.4 / 54.8, a TCN's conv1d 19.3 / 16.8 and 64.1 / 51.8, C3D's 3x3x3 19.7 / 17.0 and
+  61.3 / 52.4, a transposed conv1d 17.9 / 13.2 and 45.2 / 40.7; ResNet 3x3 at 14x14 31.9 /
+  32.3 and 103 / 107, DCGAN's transposed layer 84.2 / 82.2 and 229 / 246. On the AVX-512
+  EPYC above, oneDNN made the same layers up to 2x faster);
 * both operands are float32 CPU tensors that autograd does not track (convlib's products
   run inside its own operators, whose derivatives are convlib's own);
 * the product is large enough (:data:`MIN_FLOPS`) for its fixed cost not to matter, and

@@ -22,7 +22,11 @@ Each map is registered twice, for the two ways PyTorch runs code:
   ``torch.func.jvp``, ``jacfwd``, ``hessian`` and ``torch.autograd.forward_ad`` need.
   (Dynamo refuses Functions with a custom ``jvp``, hence the operator under compile.)
 
-:func:`conv`, :func:`conv_transpose` and :func:`weight_grad` below pick the right one.
+:func:`conv`, :func:`conv_transpose` and :func:`weight_grad` below pick the right one. An
+eager call that can need no derivative (nothing autograd tracks, no forward-mode level, no
+``torch.func`` transform) skips the Function, and one on plain tensors with no dispatch mode
+or profiler watching skips the operator's dispatch too: the same Python kernel runs either
+way, about 0.1 ms sooner per layer skipped.
 """
 
 from __future__ import annotations
