@@ -107,6 +107,20 @@ def test_weight_grad_shifted_several_samples_per_product(d, groups, device, monk
     torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("channels, shifted", [(1, False), (8, False), (16, True)])
+def test_few_input_channels_take_im2col_whatever_the_taps(channels, shifted, monkeypatch):
+    """A 5x5 kernel with much run-on: shifted for its many taps, unless the layer has only a
+    few input channels (SHIFTED_FEW_CHANNELS); the values are torch's either way."""
+    calls = []
+    original = convlib.backends.conv_shifted
+    monkeypatch.setattr(convlib.backends, "conv_shifted", lambda *a: calls.append(1) or original(*a))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, channels, 10, 10, generator=gen, dtype=torch.float64)
+    w = torch.randn(4, channels, 5, 5, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(convlib.conv2d(x, w), F.conv2d(x, w))
+    assert bool(calls) == shifted
+
+
 def _gradchecks(args, groups):
     for fn in (lambda x, w, b: convlib.conv2d(x, w, b, 1, 1, (1, 2), groups),
                lambda x, w, b: convlib.conv_transpose2d(x, w, b, 1, 1, (1, 0), groups, 2)):
@@ -125,6 +139,16 @@ def test_choose_rule():
     taps = convlib.backends.SHIFTED_ALWAYS_TAPS
     g3 = convlib.Geometry((1,) * 3, ((1, 1),) * 3, (1,) * 3)
     assert choose(g3, kept=cut - 0.1, kernel_size=(3, 3, 3)) == ("shifted" if 27 > taps else "im2col")
+    few = convlib.backends.SHIFTED_FEW_CHANNELS
+    k5 = dict(kernel_size=(5, 5))
+    assert choose(g1, kept=cut - 0.1, in_channels=few[2] + 1, **k5) == "shifted"  # many taps
+    assert choose(g1, kept=cut - 0.1, in_channels=few[2], **k5) == "im2col"  # too few channels
+    assert choose(g1, kept=cut, in_channels=few[2], **k5) == "shifted"  # little run-on
+    assert choose(g3, kept=cut - 0.1, in_channels=few[3], kernel_size=(3, 3, 3)) == "im2col"
+    assert choose(g3, kept=cut - 0.1, in_channels=few[3] + 1, kernel_size=(3, 3, 3)) == "shifted"
+    grouped = convlib.Geometry((1, 1), ((1, 1), (1, 1)), (1, 1), 4)
+    assert choose(grouped, kept=cut - 0.1, in_channels=4, **k5) == "shifted"  # groups: thin either way
+    assert choose(g1, kept=cut - 0.1, in_channels=1, product="weight_grad", **k5) == "shifted"
     assert choose(g1, kept=cut, product="transpose", **k3) == "shifted"
     assert choose(g1, kept=cut - 0.01, product="transpose", **k3) == "im2col"  # run-on
     assert choose(g1, kept=cut, product="weight_grad", **k3) == "shifted"
