@@ -31,10 +31,9 @@ way, about 0.1 ms sooner per layer skipped.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, List, Optional
-
-import inspect
 
 import torch
 from torch import Tensor
@@ -198,13 +197,14 @@ _PLAIN = (Tensor, torch.nn.Parameter)
 def _no_derivatives(*tensors: Optional[Tensor]) -> bool:
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         return False
-    return (torch.autograd.forward_ad._current_level < 0
+    # private flags, read with the safe answer (take the Function) should a release drop them
+    return (getattr(torch.autograd.forward_ad, "_current_level", 0) < 0
             and not torch._C._are_functorch_transforms_active())
 
 
 def _direct(*tensors: Optional[Tensor]) -> bool:
     if (torch._C._len_torch_dispatch_stack() or torch._C._is_torch_function_mode_enabled()
-            or torch.autograd.profiler._is_profiler_enabled):
+            or getattr(torch.autograd.profiler, "_is_profiler_enabled", True)):
         return False
     return all(t is None or (type(t) in _PLAIN and t.device.type != "meta") for t in tensors)
 
