@@ -101,8 +101,9 @@ SHIFTED_MIN_KEPT = 0.9
 #: faster shifted).
 SHIFTED_ALWAYS_TAPS = 9
 
-#: ...but not for a convolution without groups that has at most this many input channels
-#: (per number of dimensions), where :data:`SHIFTED_MIN_KEPT` alone decides: each shifted
+#: A convolution without groups that has at most this many input channels (per number of
+#: dimensions) does not get ``"shifted"`` for its taps (:data:`SHIFTED_ALWAYS_TAPS`), only
+#: for its run-on (:data:`SHIFTED_MIN_KEPT`): each shifted
 #: product then reduces over only those few channels, a thin product per tap, and im2col's
 #: copy is small (measured forward on a 2-core AVX2 EPYC, im2col against shifted: LeNet's
 #: 5x5 layers, 1 and 6 channels, 1.15 against 2.04 ms and 1.48 against 2.71 ms; 5x5 on
