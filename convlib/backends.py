@@ -83,7 +83,7 @@ from .subpixel import conv_transpose_subpixel
 from .torchlike import laid_out
 
 __all__ = ["ALGORITHMS", "FAST_GEMM_MIN_CHANNELS", "SHIFTED_MIN_KEPT", "SHIFTED_ALWAYS_TAPS",
-           "WINOGRAD_TILES", "finite", "kept_fraction", "use", "choose", "conv", "conv_transpose",
+           "SHIFTED_FEW_CHANNELS", "WINOGRAD_TILES", "finite", "kept_fraction", "use", "choose", "conv", "conv_transpose",
            "conv_weight_grad"]
 
 #: The factorizations that :func:`use` can force.

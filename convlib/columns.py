@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .gemm import matmul
 from .selection import CHUNK_BYTES, add_windows_, column_chunks, tap_slices
-from .shapes import Geometry
+from .shapes import Geometry, per_chunk
 
 __all__ = ["conv_columns", "conv_columns_last", "row_chunks", "samples_per_chunk",
            "conv_transpose_columns", "conv_transpose_columns_last", "weight_grad_columns",
@@ -46,7 +46,7 @@ def conv_columns(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
 def _per_chunk(count: int, entries: int, itemsize: int) -> int:
     """How many of ``count`` pieces of ``entries`` entries each fit in
     :data:`~convlib.selection.CHUNK_BYTES`: at least one, at most ``count``."""
-    return max(1, min(count, CHUNK_BYTES // max(1, entries * itemsize)))
+    return per_chunk(count, entries * itemsize, CHUNK_BYTES)
 
 
 def samples_per_chunk(x: Tensor, per_sample: int) -> int:

@@ -35,7 +35,7 @@ from typing import Sequence
 
 from torch import Tensor
 
-from .shapes import Geometry
+from .shapes import Geometry, per_chunk
 from .shifted import _add_product_
 
 __all__ = ["Phases", "phases", "conv_polyphase", "weight_grad_polyphase"]
@@ -113,7 +113,7 @@ def _phase_copies(layout: Phases, size: Sequence[int], padding, stride):
 
 
 def _chunk(n: int, sample_bytes: int) -> int:
-    return max(1, min(n, CHUNK_BYTES // max(1, sample_bytes)))
+    return per_chunk(n, sample_bytes, CHUNK_BYTES)
 
 
 class _PhaseBuffer:

@@ -17,7 +17,8 @@ from typing import Iterator, Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from .shapes import Geometry, IntOrTuple, Padding, Pairs, as_tuple, conv_output_size, resolve_padding
+from .shapes import (Geometry, IntOrTuple, Padding, Pairs, as_tuple, conv_output_size, per_chunk,
+                     resolve_padding)
 
 __all__ = ["im2col", "col2im", "windows", "add_windows_", "tap_slices", "column_chunks", "pad"]
 
@@ -93,7 +94,7 @@ def column_chunks(x: Tensor, k: Sequence[int], geometry: Geometry,
     out = out or geometry.output_size(size, k)
     first = (Ellipsis, *(slice(0, o) for o in out))
     rows, L = c // g * math.prod(k), math.prod(out)
-    m = max(1, min(n, CHUNK_BYTES // max(1, g * rows * L * x.element_size())))
+    m = per_chunk(n, g * rows * L * x.element_size(), CHUNK_BYTES)
     buffer = x.new_empty(m, g, rows, L)
     padded = None  # a reused zero-padded copy of the chunk: its border is zeroed once
     if geometry.padded:

@@ -335,6 +335,13 @@ def _pairs(padding, d: int) -> Pairs:
     return tuple((p, p) for p in as_tuple(padding, d, "padding"))
 
 
+def per_chunk(count: int, item_bytes: int, budget: int) -> int:
+    """How many of ``count`` items of ``item_bytes`` bytes each fit in ``budget`` bytes: at
+    least one, at most ``count`` (the chunk sizes of convlib's forms, each with its own
+    budget)."""
+    return max(1, min(count, budget // max(1, item_bytes)))
+
+
 def numel(size: Sequence[int]) -> int:
     """Product of a size tuple (1 for the empty tuple)."""
     return math.prod(size)

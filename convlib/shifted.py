@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from . import gemm
-from .shapes import Geometry
+from .shapes import Geometry, per_chunk
 
 __all__ = ["as_convolution", "conv_shifted", "conv_transpose_shifted", "weight_grad_shifted"]
 
@@ -82,7 +82,7 @@ def conv_shifted(x: Tensor, weight: Tensor, geometry: Geometry) -> Tensor:
     padded = geometry.padded_size(size)
     out = [p - dl * (kk - 1) for p, dl, kk in zip(padded, dilation, k)]
     step, span, offsets = shifts(padded, out, k, dilation)
-    m = max(1, min(n, CHUNK_BYTES // max(1, c_in * math.prod(padded) * x.element_size())))
+    m = per_chunk(n, c_in * math.prod(padded) * x.element_size(), CHUNK_BYTES)
     # one contiguous matrix per kernel offset and group, the same for every sample
     w = weight.flatten(2).permute(2, 0, 1).reshape(-1, 1, g, c_out // g, c_in_g)
     w = w.contiguous().expand(-1, m, -1, -1, -1).flatten(1, 2)  # (K, m*g, C_out/g, C_in/g)
@@ -150,7 +150,7 @@ def weight_grad_shifted(x: Tensor, gy: Tensor, weight_shape, geometry: Geometry)
     padded = geometry.padded_size(size)
     P = math.prod(padded)
     step, span, offsets = shifts(padded, gy.shape[2:], k, geometry.dilation)
-    m = max(1, min(n, CHUNK_BYTES // max(1, max(c_in, c_out) * P * x.element_size())))
+    m = per_chunk(n, max(c_in, c_out) * P * x.element_size(), CHUNK_BYTES)
     L = (m - 1) * P + span  # the flat extent of m samples' output grids
     buffer = x.new_zeros(g, c_in_g, m * P)  # m zero-padded samples, flat, one after another
     interior = buffer.view(c_in, m, *padded)[(slice(None), slice(None), *geometry.interior(size))]
