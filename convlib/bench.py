@@ -35,7 +35,8 @@ of W" and "How fast is the matrix?", in this layout (:data:`SCHEMA`)::
     schema        "convlib-bench/2"
     mode          "full" or "quick" (quick: small sizes, the numbers only show that it runs)
     date, command, repeats, warmup, min_time_s, elapsed_s (the whole run's wall time)
-    machine       platform, python, torch, convlib, cpu_model, cpu_capability (torch's
+    machine       platform, python, torch, convlib, cpu_model, cpu_vendor
+                  (convlib.cpu.vendor), cpu_capability (torch's
                   dispatch level, e.g. "AVX2"), isa_flags (the SIMD flags of /proc/cpuinfo),
                   cpu_count, torch_threads, cuda_device (or null), algorithms
                   (convlib.backends.ALGORITHMS), products_by ("oneDNN" or
@@ -105,6 +106,7 @@ import torch
 import torch.nn.functional as F
 
 import convlib
+import convlib.cpu
 import convlib.gemm
 from convlib.shapes import as_tuple
 
@@ -689,25 +691,9 @@ _ISA = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw
         "amx_int8", "asimd", "sve", "sve2")
 
 
-def _cpuinfo() -> tuple[str, list]:
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    present = set(value.split())
-                    flags = [f for f in _ISA if f in present]
-    except OSError:
-        pass
-    return model, flags
-
-
 def machine() -> dict:
-    model, flags = _cpuinfo()
+    model, present = convlib.cpu.model(), convlib.cpu.flags()
+    flags = [f for f in _ISA if f in present]
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
     return {
         "platform": platform.platform(),
@@ -715,6 +701,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "convlib": convlib.__version__,
         "cpu_model": model,
+        "cpu_vendor": convlib.cpu.vendor(),
         "cpu_capability": capability,
         "isa_flags": flags,
         "cpu_count": os.cpu_count(),

@@ -15,15 +15,21 @@ CPU): :math:`X W^\top` for ``X`` of shape ``(..., M, K)`` and ``W`` of shape ``(
 * the operator exists and gives the right answer on a small check (:func:`onednn_available`),
   and oneDNN is switched on (``torch.backends.mkldnn.enabled``, which also switches it off
   for torch's convolutions);
-* the CPU has AVX-512, as torch's dispatch sees it (:func:`onednn_preferred`). That is where
-  oneDNN is faster: without AVX-512 both libraries run AVX2 code, and MKL's was the faster
-  (measured on an AVX2-only AMD EPYC, 2 threads, both routes interleaved, forward and
-  forward+backward in ms, oneDNN / torch.matmul: ResNet 3x3 41.5 / 35.6 and 136 / 105,
-  its downsampling layer 20.8 / 19.9 and 67.5 / 64.4, ResNet-50's 1x1 17.0 / 14.8 and
-  65.4 / 54.8, a TCN's conv1d 19.3 / 16.8 and 64.1 / 51.8, C3D's 3x3x3 19.7 / 17.0 and
-  61.3 / 52.4, a transposed conv1d 17.9 / 13.2 and 45.2 / 40.7; ResNet 3x3 at 14x14 31.9 /
-  32.3 and 103 / 107, DCGAN's transposed layer 84.2 / 82.2 and 229 / 246. On the AVX-512
-  EPYC above, oneDNN made the same layers up to 2x faster);
+* the CPU has AVX-512, as torch's dispatch sees it, and is not one on which MKL runs its own
+  AVX-512 code (:func:`onednn_preferred`). That is where oneDNN is faster. MKL picks its
+  code by the CPU's vendor: on Intel it runs AVX-512 and beat oneDNN (measured on a 2-core
+  Intel Xeon with AVX-512, 2 threads, both routes interleaved, forward and
+  forward+backward in ms, oneDNN / torch.matmul: ResNet 3x3 18.4 / 12.1 and 61.6 / 44.4,
+  its downsampling layer 9.0 / 8.2 and 40.0 / 35.3, ResNet-50's 1x1 8.7 / 5.7 and
+  36.6 / 29.4, a TCN's conv1d 12.8 / 9.3 and 41.3 / 33.4, C3D's 3x3x3 11.1 / 8.3 and
+  34.0 / 28.5, a transposed conv1d 9.7 / 6.1 and 27.5 / 21.8; ResNet 3x3 at 14x14 and
+  DCGAN's transposed layer within noise of each other). Without AVX-512 both libraries
+  run AVX2 code, and MKL's was the faster (measured on an AVX2-only AMD EPYC, same
+  layers and order: 41.5 / 35.6 and 136 / 105, 20.8 / 19.9 and 67.5 / 64.4, 17.0 / 14.8
+  and 65.4 / 54.8, 19.3 / 16.8 and 64.1 / 51.8, 19.7 / 17.0 and 61.3 / 52.4, 17.9 / 13.2
+  and 45.2 / 40.7; ResNet 3x3 at 14x14 31.9 / 32.3 and 103 / 107, DCGAN's transposed
+  layer 84.2 / 82.2 and 229 / 246). On an AMD EPYC with AVX-512 (the CPU above), oneDNN
+  made the same layers up to 2x faster;
 * both operands are float32 CPU tensors that autograd does not track (convlib's products
   run inside its own operators, whose derivatives are convlib's own);
 * the product is large enough (:data:`MIN_FLOPS`) for its fixed cost not to matter, and
@@ -45,7 +51,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["MIN_FLOPS", "MIN_REDUCTION", "ONEDNN_CAPABILITIES", "onednn_available", "onednn_preferred",
+from . import cpu
+
+__all__ = ["MIN_FLOPS", "MIN_REDUCTION", "ONEDNN_CAPABILITIES", "MKL_AVX512_VENDORS",
+           "onednn_available", "onednn_preferred",
            "route_is_onednn", "uses_onednn", "matmul"]
 
 #: Products of fewer multiply-adds than this stay with ``torch.matmul``, whose fixed cost
@@ -77,12 +86,22 @@ def onednn_available() -> bool:
 ONEDNN_CAPABILITIES = ("AVX512",)
 
 
+#: CPU vendors (:func:`convlib.cpu.vendor`) on which MKL, torch's BLAS on x86, runs its AVX-512
+#: code: there ``torch.matmul`` was the faster route, and the products stay with it.
+MKL_AVX512_VENDORS = ("GenuineIntel",)
+
+
 @functools.cache
 def onednn_preferred() -> bool:
-    """Whether the products go to oneDNN here: it is available (:func:`onednn_available`)
-    and torch's CPU dispatch runs AVX-512 code (:data:`ONEDNN_CAPABILITIES`)."""
+    """Whether the products go to oneDNN here: it is available (:func:`onednn_available`),
+    torch's CPU dispatch runs AVX-512 code (:data:`ONEDNN_CAPABILITIES`), and torch's BLAS is
+    not MKL on a CPU where MKL runs AVX-512 code too (:data:`MKL_AVX512_VENDORS`)."""
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: None)()
-    return capability in ONEDNN_CAPABILITIES and onednn_available()
+    if capability not in ONEDNN_CAPABILITIES:
+        return False
+    if torch.backends.mkl.is_available() and cpu.vendor() in MKL_AVX512_VENDORS:
+        return False
+    return onednn_available()
 
 
 def _linear(a: Tensor, w: Tensor) -> Tensor:

@@ -21,6 +21,7 @@ import math
 import torch
 from torch import Tensor
 
+from . import cpu
 from .shapes import Geometry
 
 __all__ = ["torch_uses_onednn", "output_memory_format", "laid_out", "bias_dtype_checked"]
@@ -39,7 +40,9 @@ except ImportError:  # pragma: no cover - older or newer torch
 # outside torch.compile, which refuses to trace these queries).
 _ONEDNN = torch.backends.mkldnn.is_available()
 _ONEDNN_BF16 = torch.cpu._is_avx512_supported() or torch.cpu._is_amx_tile_supported()
-_ONEDNN_FP16 = torch.cpu._is_amx_fp16_supported()
+# torch's rule for half precision is oneDNN's own test, AVX-512 FP16 or AMX FP16, which torch
+# has no query for: the AVX-512 FP16 flag is read from the processor (convlib.cpu.flags)
+_ONEDNN_FP16 = torch.cpu._is_amx_fp16_supported() or "avx512_fp16" in cpu.flags()
 
 
 @torch.compiler.assume_constant_result
@@ -55,7 +58,8 @@ def torch_uses_onednn(x: Tensor, weight: Tensor, geometry: Geometry) -> bool:
     ``slow_conv_transpose``) ignore channels-last in 3-d, and multiply the padding zeros in
     a transposed convolution's weight gradient; oneDNN does neither. The rule is torch's
     (``ConvParams::use_mkldnn``): float32 except for tiny problems, bfloat16 and float16
-    only where the CPU has instructions for them.
+    only where the CPU has instructions for them (AVX-512 for bfloat16; AVX-512 FP16 or AMX
+    FP16 for float16).
     """
     if x.device.type != "cpu" or not (_ONEDNN and _onednn_enabled()):
         return False

@@ -130,17 +130,24 @@ def test_without_onednn_every_product_is_torch_matmul(monkeypatch):
         assert not ran and torch.equal(result, torch.matmul(x, y))
 
 
+@pytest.mark.parametrize("vendor", ["GenuineIntel", "AuthenticAMD", None])
+@pytest.mark.parametrize("mkl", [True, False])
 @pytest.mark.parametrize("capability", ["AVX512", "AVX2", "DEFAULT"])
-def test_onednn_is_preferred_only_with_avx512(capability, monkeypatch):
+def test_onednn_is_preferred_only_with_avx512_and_no_mkl_avx512(capability, mkl, vendor, monkeypatch):
     """Without AVX-512 the products stay with torch.matmul (MKL's AVX2 code was faster than
-    oneDNN's): the rule reads torch's own dispatch capability."""
+    oneDNN's), and on Intel CPUs with MKL too (MKL runs its AVX-512 code there): the rule
+    reads torch's own dispatch capability, its BLAS and the CPU's vendor."""
     monkeypatch.undo()  # this test checks the real rule
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
+    monkeypatch.setattr(convlib.cpu, "vendor", lambda: vendor)
     gemm.onednn_preferred.cache_clear()
     try:
-        assert gemm.onednn_preferred() == (capability == "AVX512" and gemm.onednn_available())
+        mkl_avx512 = mkl and vendor == "GenuineIntel"
+        expected = capability == "AVX512" and not mkl_avx512 and gemm.onednn_available()
+        assert gemm.onednn_preferred() == expected
         a, b = _big()
-        assert gemm.uses_onednn(a, b) == gemm.onednn_preferred()
+        assert gemm.uses_onednn(a, b) == expected
     finally:
         monkeypatch.undo()
         gemm.onednn_preferred.cache_clear()
